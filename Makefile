@@ -1,0 +1,49 @@
+# shiftwatch — `make demo` runs the end-to-end story, `make test` the checks and tests.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test lint typecheck unit demo bench browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: 2.13.0 is the CPU wheel on this machine's disk (no multi-GB CUDA pull)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Headless Chromium for the real-browser report test (Debian package), when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(VENV)/bin/ruff check monitor collectors reports tests benchmarks examples
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install browser
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+demo: install
+	$(VENV)/bin/shiftwatch demo --out demo-out
+
+bench: install
+	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/bench_drift.py
+	$(PY) benchmarks/bench_retrain.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out

@@ -1,0 +1,73 @@
+"""Runtime settings: one pydantic-settings model, environment prefix ``SHIFTWATCH_``.
+
+Build it with :func:`load_settings` (optionally from a YAML file) and pass it
+down; nothing instantiates settings at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the sidecar and the CLI need to run.
+
+    Values come, highest precedence first, from keyword arguments, the
+    environment (``SHIFTWATCH_DB_PATH`` …), then the YAML config file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SHIFTWATCH_", extra="forbid")
+
+    db_path: Path = Field(Path("shiftwatch.duckdb"), description="DuckDB file owned by this process")
+    token: SecretStr | None = Field(None, description="bearer token; protects all but /healthz")
+    host: str = "127.0.0.1"
+    port: int = Field(8686, ge=1, le=65535)
+    max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="413 past this request size")
+    max_batch_records: int = Field(10_000, gt=0, description="413 past this many records")
+    reports_dir: Path = Field(Path("shiftwatch-reports"), description="where HTML reports go")
+    export_dir: Path = Field(Path("shiftwatch-export"), description="Parquet export root")
+    registry_dir: Path = Field(Path("shiftwatch-models"), description="model artifacts root")
+    spool_dir: Path = Field(Path("shiftwatch-spool"), description="Parquet drop files to ingest")
+    policy_file: Path | None = Field(None, description="policy YAML; None uses the shipped default")
+    drift_interval_s: float = Field(300.0, gt=0, description="seconds between drift checks")
+    window_size: int = Field(500, gt=0, description="rows per current window (count windows)")
+    window_minutes: float | None = Field(None, gt=0, description="time windows instead of counts")
+    retention_days: float = Field(30.0, gt=0)
+    dry_run: bool = Field(False, description="decide and record actions, but do not perform them")
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from an optional YAML file, the environment and overrides."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        file_values = loaded
+    try:
+        # Environment beats the file; explicit overrides beat both.
+        env_only = Settings.model_validate({})
+        env_set = env_only.model_fields_set
+        merged = {**file_values, **{k: getattr(env_only, k) for k in env_set}}
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        origin = f"{config_file}: " if config_file else ""
+        raise ConfigError(f"{origin}setting '{where}': {err['msg']}") from exc

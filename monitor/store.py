@@ -1,0 +1,365 @@
+"""The DuckDB store: the only module that imports duckdb.
+
+One :class:`Store` owns one connection (DuckDB allows a single read-write
+process per file). Every call takes the store's lock, so the store can be
+shared by the HTTP handlers and the scheduler threads of one process.
+
+Migrations (``sql/schema/NNN_*.sql``) are applied in order inside a
+transaction and recorded in ``schema_migrations``; opening an up-to-date
+store is a no-op. Named queries come from ``sql/queries/*.sql`` and are run
+with DuckDB ``$param`` parameters; Arrow batches are registered as views and
+inserted set-wise, never row by row.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from collectors.schema import records_to_table, validate_table
+from monitor.errors import RecordError, SchemaError, StoreError
+from monitor.queries import load_migrations, load_queries
+
+__all__ = ["IngestResult", "Store"]
+
+_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+    "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one insert did: rows written, rows already present, rows rejected."""
+
+    accepted: int
+    duplicates: int
+    rejected: tuple[RecordError, ...] = field(default_factory=tuple)
+
+
+class Store:
+    """A DuckDB file (or ``:memory:``) with shiftwatch's schema applied.
+
+    Use as a context manager or call :meth:`close`. ``read_only=True`` opens
+    an existing file without migrating (for offline inspection while no
+    sidecar holds it).
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._queries = load_queries()
+        if not read_only:
+            self.migrate()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        """Checkpoint and close the connection."""
+        with self._lock:
+            try:
+                self._con.close()
+            except duckdb.Error as exc:  # pragma: no cover - closing rarely fails
+                raise StoreError(f"cannot close {self.path}: {exc}") from exc
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order; return the versions applied now."""
+        applied: list[int] = []
+        with self._lock:
+            try:
+                self._con.execute(_MIGRATIONS_TABLE)
+                rows = self._con.execute("SELECT version FROM schema_migrations").fetchall()
+                done = {int(r[0]) for r in rows}
+                for mig in load_migrations():
+                    if mig.version in done:
+                        continue
+                    self._con.execute("BEGIN TRANSACTION")
+                    try:
+                        self._con.execute(mig.sql)
+                        self._con.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($v, $n)",
+                            {"v": mig.version, "n": mig.name},
+                        )
+                        self._con.execute("COMMIT")
+                    except duckdb.Error:
+                        self._con.execute("ROLLBACK")
+                        raise
+                    applied.append(mig.version)
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.path}: migration failed: {exc}") from exc
+        return applied
+
+    def schema_versions(self) -> list[int]:
+        """Versions recorded in ``schema_migrations``."""
+        return [int(r[0]) for r in self.fetchall_sql("SELECT version FROM schema_migrations ORDER BY 1")]
+
+    # -- generic access -------------------------------------------------------------
+    def sql(self, name: str) -> str:
+        """The text of a named query."""
+        try:
+            return self._queries[name]
+        except KeyError as exc:
+            raise StoreError(f"no named query '{name}' in sql/queries") from exc
+
+    def execute(self, name: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a named query and return its rows (empty for statements without output)."""
+        return self.fetchall_sql(self.sql(name), params)
+
+    def fetch_arrow(self, name: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a named query and return its result as an Arrow table."""
+        with self._lock:
+            try:
+                rel = self._con.sql(self.sql(name), params=dict(params or {}))
+                if rel is None:
+                    raise StoreError(f"query '{name}' returns no rows")
+                return rel.to_arrow_table()
+            except duckdb.Error as exc:
+                raise StoreError(f"query '{name}' failed: {exc}") from exc
+
+    def fetch_dicts(self, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a named query and return its rows as dictionaries."""
+        return list(self.fetch_arrow(name, params).to_pylist())
+
+    def fetchall_sql(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a fixed SQL statement (no values formatted into it) and return its rows."""
+        with self._lock:
+            try:
+                cur = self._con.execute(sql, dict(params or {}))
+                return cur.fetchall() if cur.description else []
+            except duckdb.Error as exc:
+                raise StoreError(f"statement failed: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Run several calls atomically: all commit or none do."""
+        with self._lock:
+            try:
+                self._con.execute("BEGIN TRANSACTION")
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot begin a transaction: {exc}") from exc
+            try:
+                yield self
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._con.execute("COMMIT")
+                except duckdb.Error as exc:
+                    raise StoreError(f"commit failed: {exc}") from exc
+
+    @contextmanager
+    def registered(self, view: str, table: pa.Table) -> Iterator[None]:
+        """Expose an Arrow table to SQL as ``view`` for the duration of the block."""
+        with self._lock:
+            self._con.register(view, table)
+            try:
+                yield
+            finally:
+                self._con.unregister(view)
+
+    # -- predictions ---------------------------------------------------------------
+    def embedding_dims(self) -> dict[tuple[str, str], int]:
+        """The embedding dimension fixed for each (model_name, model_version)."""
+        return {(r[0], r[1]): int(r[2]) for r in self.execute("known_embedding_dims")}
+
+    def insert_predictions(
+        self,
+        records: pa.Table | Iterable[Mapping[str, Any]],
+        *,
+        skip_bad: bool = False,
+        source: str | None = None,
+        first_row: int = 0,
+    ) -> IngestResult:
+        """Validate and insert prediction records in one transaction.
+
+        ``records`` is an Arrow table (e.g. read from Parquet) or an iterable
+        of mappings (JSON). Any bad record raises :class:`SchemaError` naming
+        row and field, and nothing is written — unless ``skip_bad`` is set,
+        in which case the good rows are written and the bad ones returned in
+        ``rejected``. Re-sent ``event_id`` values are counted as duplicates
+        and never stored twice.
+        """
+        with self._lock:
+            dims = self.embedding_dims()
+            if isinstance(records, pa.Table):
+                table, rejected = validate_table(
+                    records, skip_bad=skip_bad, source=source, first_row=first_row,
+                    embedding_dims=dims,
+                )
+            else:
+                table, rejected = records_to_table(
+                    records, skip_bad=skip_bad, source=source, first_row=first_row,
+                    embedding_dims=dims,
+                )
+            n_valid = table.num_rows
+            table = _dedupe_ids(table)
+            new_dims = _new_dims(table, dims)
+            with self.transaction():
+                with self.registered("_batch", table):
+                    inserted = _count(self.execute("insert_predictions"))
+                if new_dims.num_rows:
+                    with self.registered("_dims", new_dims):
+                        self.execute("record_embedding_dims")
+        return IngestResult(inserted, n_valid - inserted, tuple(rejected))
+
+    def insert_labels(
+        self, labels: Sequence[Mapping[str, Any]], *, source: str | None = None
+    ) -> int:
+        """Upsert delayed ground truth ``(event_id, label, labeled_at, source)``."""
+        errors: list[RecordError] = []
+        rows: dict[str, list[Any]] = {"event_id": [], "label": [], "labeled_at": [], "source": []}
+        now = datetime.now().astimezone()
+        for i, item in enumerate(labels):
+            eid, lab = item.get("event_id"), item.get("label")
+            if not isinstance(eid, str) or not eid:
+                errors.append(RecordError(i, "event_id", "required string is missing"))
+                continue
+            if not isinstance(lab, str) or not lab:
+                errors.append(RecordError(i, "label", "required string is missing"))
+                continue
+            at = item.get("labeled_at") or now
+            if isinstance(at, str):
+                try:
+                    at = datetime.fromisoformat(at.replace("Z", "+00:00"))
+                except ValueError:
+                    errors.append(RecordError(i, "labeled_at", "expected an ISO 8601 timestamp"))
+                    continue
+            rows["event_id"].append(eid)
+            rows["label"].append(lab)
+            rows["labeled_at"].append(at)
+            rows["source"].append(item.get("source"))
+        if errors:
+            raise SchemaError(errors, source=source)
+        table = pa.table(
+            rows,
+            schema=pa.schema([("event_id", pa.string()), ("label", pa.string()),
+                              ("labeled_at", pa.timestamp("us", tz="UTC")), ("source", pa.string())]),
+        )
+        with self.transaction(), self.registered("_labels", _dedupe_ids(table, keep="last")):
+            self.execute("upsert_labels")
+        return int(table.num_rows)
+
+    def read_window(
+        self,
+        model_name: str,
+        *,
+        model_version: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        last_n: int | None = None,
+    ) -> pa.Table:
+        """Records of one model, by time range ``[start, end)`` or the newest ``last_n``.
+
+        Delayed labels replace the logged ``label`` where present.
+        """
+        params: dict[str, Any] = {"model_name": model_name, "model_version": model_version,
+                                  "end": end}
+        if last_n is not None:
+            if start is not None:
+                raise StoreError("read_window: give start/end or last_n, not both")
+            return self.fetch_arrow("read_last_n", {**params, "n": int(last_n)})
+        return self.fetch_arrow("read_window", {**params, "start": start})
+
+    def count_predictions(self) -> int:
+        """Number of stored prediction records."""
+        return _count(self.execute("count_predictions"))
+
+    def export_parquet(
+        self,
+        out_dir: str | Path,
+        *,
+        model_name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> int:
+        """Write records in ``[start, end)`` to Parquet under
+        ``out_dir/model_name=…/model_version=…/date=…/``; return the row count.
+
+        Files are written to a temporary directory and moved into place, so a
+        failed export leaves no partial partition behind.
+        """
+        table = self.fetch_arrow("export_window", {"model_name": model_name, "start": start,
+                                                   "end": end})
+        if table.num_rows == 0:
+            return 0
+        out = Path(out_dir)
+        tmp = out.with_name(out.name + ".partial")
+        try:
+            pq.write_to_dataset(
+                table, root_path=str(tmp),
+                partition_cols=["model_name", "model_version", "date"],
+                basename_template="part-{{i}}-{}.parquet".format(
+                    datetime.now().strftime("%Y%m%dT%H%M%S%f")),
+                partitioning_flavor="hive",
+            )
+            for f in tmp.rglob("*.parquet"):
+                dest = out / f.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                f.replace(dest)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"export to {out} failed: {exc}") from exc
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return int(table.num_rows)
+
+    def delete_before(self, end: datetime, *, model_name: str | None = None) -> None:
+        """Delete prediction records older than ``end``."""
+        with self.transaction():
+            self.execute("delete_window", {"model_name": model_name, "end": end})
+
+
+def _count(rows: list[tuple[Any, ...]]) -> int:
+    return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
+
+
+def _dedupe_ids(table: pa.Table, keep: str = "first") -> pa.Table:
+    """Drop rows whose event_id repeats within the batch."""
+    ids = table["event_id"]
+    if len(pc.unique(ids)) == table.num_rows:
+        return table
+    indexed = table.select(["event_id"]).append_column("_i", pa.array(range(table.num_rows)))
+    agg = "min" if keep == "first" else "max"
+    picked = indexed.group_by("event_id").aggregate([("_i", agg)])[f"_i_{agg}"]
+    return table.take(pa.array(np.sort(picked.to_numpy())))
+
+
+def _new_dims(table: pa.Table, known: Mapping[tuple[str, str], int]) -> pa.Table:
+    """(model_name, model_version, dim) of model versions not yet in ``known``."""
+    lengths = pc.list_value_length(table["embedding"])
+    sub = table.select(["model_name", "model_version"]).append_column("dim", lengths)
+    sub = sub.filter(pc.is_valid(sub["dim"]))
+    if sub.num_rows == 0:
+        return sub
+    firsts = sub.group_by(["model_name", "model_version"]).aggregate([("dim", "max")])
+    rows = [r for r in firsts.to_pylist() if (r["model_name"], r["model_version"]) not in known]
+    return pa.table(
+        {"model_name": [r["model_name"] for r in rows],
+         "model_version": [r["model_version"] for r in rows],
+         "dim": pa.array([r["dim_max"] for r in rows], type=pa.int32())}
+    )
