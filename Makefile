@@ -24,7 +24,7 @@ install: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check monitor collectors reports tests benchmarks examples
