@@ -1,0 +1,119 @@
+"""The sidecar: ``create_app(settings)`` builds the FastAPI app of DESIGN §6.
+
+The lifespan opens the :class:`~monitor.store.Store` (unless one is passed in), starts the
+zero-instrumentation :class:`~monitor.enrich.Enricher` and — with ``start_scheduler=True`` —
+the ops :class:`monitor.scheduler.Scheduler`, and stops all of them in ``finally`` (the store
+last, and only if the app opened it). Handlers are thin routers in :mod:`monitor.api`; all
+DuckDB work runs in the threadpool, never on the event loop, and the store's lock serialises
+writers.
+
+Guarantees: ``POST /v1/predictions`` answers 202 only after the batch is committed; a
+re-sent ``event_id`` is counted as a duplicate and not stored twice; a bad batch is a 4xx
+listing rows and fields with nothing written; the body size and batch size are bounded
+(413); every path but ``/healthz`` needs the bearer token when ``settings.token`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from monitor import __version__
+from monitor.api import drift, health, labels, metrics, predictions, telemetry
+from monitor.api.auth import BearerAuth
+from monitor.api.errors import ApiError, api_error_handler
+from monitor.api.reports import reports_app
+from monitor.api.state import AppState
+from monitor.enrich import EncoderResolver, Enricher, registry_resolver
+from monitor.metrics import ServerMetrics
+from monitor.settings import Settings
+from monitor.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _start_scheduler(settings: Settings, store: Store) -> Any:
+    from monitor.scheduler import Scheduler  # lazy: APScheduler and the ops stack
+
+    scheduler = Scheduler(settings, store)
+    scheduler.start()
+    return scheduler
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+              for e in exc.errors()]
+    return JSONResponse({"detail": "invalid request parameters", "errors": errors}, status_code=422)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    start_scheduler: bool = True,
+    enrich: bool = True,
+    encoder_resolver: EncoderResolver | None = None,
+    enrich_sweep_s: float = 30.0,
+) -> FastAPI:
+    """Build the sidecar app.
+
+    ``store``: use this open store instead of opening ``settings.db_path`` (the caller keeps
+    ownership and closes it). ``start_scheduler``: run the drift/policy/report jobs in this
+    process. ``enrich``: compute embeddings and tokenizer stats of text-only records, with
+    encoders from ``encoder_resolver`` (default: the model registry under
+    ``settings.registry_dir``); ``enrich_sweep_s`` is the period of the catch-up sweep.
+    """
+    state = AppState(settings=settings, metrics=ServerMetrics(lambda: state.store))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        state.store = store if store is not None else await run_in_threadpool(Store, settings.db_path)
+        scheduler: Any = None
+        try:
+            settings.reports_dir.mkdir(parents=True, exist_ok=True)
+            if enrich:
+                resolver = encoder_resolver or registry_resolver(state.store, settings.registry_dir)
+                state.enricher = Enricher(state.store, resolver, metrics=state.metrics,
+                                          sweep_interval_s=enrich_sweep_s)
+                state.enricher.start()
+            if start_scheduler:
+                scheduler = await run_in_threadpool(_start_scheduler, settings, state.store)
+                state.scheduler = scheduler
+            log.info("shiftwatch sidecar %s ready on %s", __version__, settings.db_path)
+            yield
+        finally:
+            if scheduler is not None:
+                try:
+                    await run_in_threadpool(scheduler.shutdown)
+                except Exception:  # shutting down must go on to close the store
+                    log.exception("scheduler shutdown failed")
+            state.scheduler = None
+            if state.enricher is not None:
+                await run_in_threadpool(state.enricher.stop)
+                state.enricher = None
+            opened, state.store = state.store, None
+            if owned and opened is not None:
+                await run_in_threadpool(opened.close)
+
+    app = FastAPI(title="shiftwatch sidecar", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.shiftwatch = state
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (predictions, labels, telemetry, drift, metrics, health):
+        app.include_router(module.router)
+    app.mount("/reports", reports_app(settings.reports_dir), name="reports")
+    token = settings.token.get_secret_value() if settings.token is not None else None
+    app.add_middleware(BearerAuth, token=token, metrics=state.metrics)
+    return app
