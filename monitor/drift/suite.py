@@ -1,0 +1,213 @@
+"""DriftSuite: run the chosen signals on a window and give one Holm-corrected verdict.
+
+    suite = DriftSuite(["embedding", "confidence"], alpha=0.01).fit(reference_frame)
+    report = suite.compute(current_frame)
+    report.drifted, report.to_dict()
+
+Per-signal configuration goes in ``options``: ``{"embedding": {"method":
+"domain_classifier", "threshold": 0.001, "max_rows": 1000}}``; every other
+key is passed to the signal's calculator. A signal's own ``drifted`` uses its
+own threshold (default: the suite's ``alpha``); the overall verdict applies
+Holm's step-down correction at ``alpha`` to every signal that produced a
+p-value, so the family-wise false-alarm rate stays at ``alpha`` however many
+signals run. Estimates without a p-value (CBPE) are reported as
+informational and never decide the verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from monitor.drift.base import DriftCalculator, DriftResult
+from monitor.drift.frame import DriftFrame
+from monitor.drift.stats import holm
+from monitor.errors import CalculatorError, ConfigError
+
+__all__ = ["DEFAULT_SIGNALS", "METHODS", "DriftReport", "DriftSuite", "make_calculator"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNALS: tuple[str, ...] = ("embedding", "class_distribution", "confidence", "tokenizer",
+                                    "performance")
+
+#: signal -> method -> "module:Class" (imported on use).
+METHODS: dict[str, dict[str, str]] = {
+    "embedding": {"mmd": "monitor.drift.embedding:MMDDrift",
+                  "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
+                  "centroid": "monitor.drift.embedding:CentroidDrift"},
+    "class_distribution": {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
+    "confidence": {"ks": "monitor.drift.confidence:ConfidenceDrift"},
+    "tokenizer": {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
+    "performance": {"realized": "monitor.drift.performance:PerformanceDrift"},
+}
+
+
+def make_calculator(signal: str, *, alpha: float, seed: int,
+                    options: Mapping[str, Any] | None = None) -> DriftCalculator:
+    """Build one signal's calculator from its options (``method`` picks the alternative)."""
+    import importlib
+    import inspect
+
+    if signal not in METHODS:
+        raise ConfigError(f"unknown drift signal '{signal}' (choose from {', '.join(METHODS)})")
+    opts = dict(options or {})
+    methods = METHODS[signal]
+    method = str(opts.pop("method", next(iter(methods))))
+    if method == "cbpe" and signal == "performance":
+        method = "realized"  # one calculator does both; it picks by label availability
+    if method not in methods:
+        raise ConfigError(f"signal '{signal}': unknown method '{method}' "
+                          f"(choose from {', '.join(methods)})")
+    module, _, cls_name = methods[method].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    opts.setdefault("threshold", alpha)
+    accepted = _accepted_kwargs(cls, inspect)
+    if "seed" in accepted:
+        opts.setdefault("seed", seed)
+    unknown = sorted(set(opts) - accepted) if accepted and "kwargs" not in accepted else []
+    if unknown:
+        raise ConfigError(f"signal '{signal}' ({method}): unknown option(s) {', '.join(unknown)}")
+    try:
+        calc: DriftCalculator = cls(**opts)
+    except TypeError as exc:
+        raise ConfigError(f"signal '{signal}' ({method}): {exc}") from exc
+    return calc
+
+
+def _accepted_kwargs(cls: type, inspect: Any) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters
+        names |= {p for p, v in params.items() if p != "self" and v.kind != v.VAR_KEYWORD}
+        if not any(v.kind == v.VAR_KEYWORD for v in params.values()):
+            break
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """All signals of one window and the overall (Holm) verdict."""
+
+    n_reference: int
+    n_current: int
+    drifted: bool
+    signals: tuple[DriftResult, ...]
+    alpha: float = 0.01
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+    def signal(self, name: str) -> DriftResult | None:
+        """The result of signal ``name``, if it ran."""
+        return next((s for s in self.signals if s.signal == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN §5 JSON object, plus ``verdict`` with the Holm details."""
+        return {"n_reference": self.n_reference, "n_current": self.n_current,
+                "drifted": self.drifted, "signals": [s.to_dict() for s in self.signals],
+                "verdict": dict(self.verdict)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. ``drift_runs.result``)."""
+        sigs = tuple(
+            DriftResult(signal=s["signal"], method=s["method"], statistic=s.get("statistic"),
+                        p_value=s.get("p_value"), threshold=float(s["threshold"]),
+                        drifted=bool(s["drifted"]), n_reference=int(s["n_reference"]),
+                        n_current=int(s["n_current"]), status=s.get("status", "ok"),
+                        details=dict(s.get("details") or {}))
+            for s in data.get("signals", []))
+        verdict = dict(data.get("verdict") or {})
+        return cls(n_reference=int(data["n_reference"]), n_current=int(data["n_current"]),
+                   drifted=bool(data["drifted"]), signals=sigs,
+                   alpha=float(verdict.get("alpha", 0.01)), verdict=verdict)
+
+
+def holm_verdict(results: Sequence[DriftResult], alpha: float) -> tuple[bool, dict[str, Any]]:
+    """Overall drift decision: Holm at ``alpha`` over the results that carry a p-value."""
+    tested = [r for r in results if r.status == "ok" and r.p_value is not None]
+    h = holm([float(r.p_value) for r in tested if r.p_value is not None], alpha)
+    tests = [{"signal": r.signal, "p_value": r.p_value, "adjusted_p_value": adj, "rejected": rej}
+             for r, adj, rej in zip(tested, h.adjusted, h.rejected, strict=True)]
+    statuses = {r.signal: r.status for r in results}
+    if tested:
+        status = "ok"
+    elif any(s == "error" for s in statuses.values()):
+        status = "error"
+    else:
+        status = "insufficient_data"
+    verdict = {
+        "method": "holm", "alpha": alpha, "status": status, "tests": tests,
+        "drifted_signals": [t["signal"] for t in tests if t["rejected"]],
+        "informational": [r.signal for r in results
+                          if r.status == "ok" and r.p_value is None and r.drifted],
+        "not_tested": {k: v for k, v in statuses.items() if v != "ok"},
+    }
+    return h.any, verdict
+
+
+class DriftSuite:
+    """The configured set of drift signals; reusable across windows once fitted."""
+
+    def __init__(
+        self,
+        signals: Sequence[str] | None = None,
+        *,
+        alpha: float = 0.01,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not 0 < alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
+        names = list(DEFAULT_SIGNALS if signals is None else signals)
+        if not names:
+            raise ConfigError("no drift signals selected")
+        for name in names:
+            if name not in METHODS:
+                raise ConfigError(f"unknown drift signal '{name}' (choose from {', '.join(METHODS)})")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"drift signals repeated: {', '.join(names)}")
+        opts = dict(options or {})
+        for key in opts:
+            if key not in names:
+                raise ConfigError(f"options given for signal '{key}', which is not selected")
+        self.signals = tuple(names)
+        self.alpha = alpha
+        self.seed = seed
+        self._calculators = {name: make_calculator(name, alpha=alpha, seed=seed, options=opts.get(name))
+                             for name in names}
+        self._fit_errors: dict[str, str] = {}
+        self._n_reference: int | None = None
+
+    def fit(self, reference: DriftFrame) -> Self:
+        """Fit every signal on the reference window."""
+        self._fit_errors = {}
+        for name, calc in self._calculators.items():
+            try:
+                calc.fit(reference)
+            except CalculatorError:
+                raise
+            except (ArithmeticError, ValueError, RuntimeError, MemoryError, IndexError) as exc:
+                log.exception("fitting drift signal %s failed", name)
+                self._fit_errors[name] = f"{type(exc).__name__}: {exc}"
+        self._n_reference = reference.n
+        return self
+
+    def compute(self, current: DriftFrame) -> DriftReport:
+        """Run every signal on the current window and decide the overall verdict."""
+        if self._n_reference is None:
+            raise CalculatorError("DriftSuite: call fit() before compute()")
+        results: list[DriftResult] = []
+        for name, calc in self._calculators.items():
+            if name in self._fit_errors:
+                results.append(calc.result(statistic=None, p_value=None, drifted=False,
+                                           n_current=current.n, status="error",
+                                           details={"error": self._fit_errors[name]}))
+                continue
+            results.append(calc.compute(current))
+        drifted, verdict = holm_verdict(results, self.alpha)
+        return DriftReport(n_reference=self._n_reference, n_current=current.n, drifted=drifted,
+                           signals=tuple(results), alpha=self.alpha, verdict=verdict)
