@@ -1,11 +1,35 @@
-"""CLI commands (being built)."""
+"""``shiftwatch serve``: run the sidecar (HTTP API + scheduler) with uvicorn."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 __all__ = ["register"]
 
 
+def serve(
+    config: Path | None = typer.Option(None, "--config", help="YAML settings file."),
+    db: Path | None = typer.Option(None, "--db", help="DuckDB file (overrides the config)."),
+    host: str | None = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default 8686)."),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler",
+                                      help="Serve the API only; run no drift/report jobs."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Run the sidecar: ingest API, /metrics, /reports and the scheduled drift jobs."""
+    import uvicorn
+
+    from monitor.server import create_app
+    from monitor.settings import load_settings
+
+    settings = load_settings(config, db_path=db, host=host, port=port)
+    app = create_app(settings, start_scheduler=not no_scheduler)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
+                timeout_graceful_shutdown=30)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI."""
+    """Add ``serve`` to the CLI."""
+    app.command("serve")(serve)
