@@ -528,8 +528,8 @@ class Registry:
                     self._notify({"kind": "recover", "model_name": name, "from_version": pointer,
                                   "to_version": active.version, "reason": "pointer rewritten from the DB"})
                 elif active is None and pointer is not None:
-                    rows = self.store.execute("registry_get_version", {"model_name": name, "version": pointer})
-                    if rows:
+                    known = {"model_name": name, "version": pointer}
+                    if self.store.execute("registry_get_version", known):
                         self._activate(name, pointer, kind="recover", reason="activated from the pointer")
                         repaired.append(name)
                 for tmp in (self.root / name).glob(f".{POINTER_FILE}.*.tmp"):

@@ -1,0 +1,235 @@
+"""``retrain(...)``: the closed loop from labelled production rows to a promoted (or rejected) version.
+
+1. The active version, its preprocessing and its registered original training
+   data are looked up in the registry.
+2. Training data is assembled (:mod:`monitor.retrain.data`); too few
+   labelled production rows raise :class:`RetrainError` saying how many are
+   needed.
+3. A candidate is trained from the active weights — gradual unfreezing by
+   default — in a worker process with a timeout, under the model's retrain
+   lock; training logs go to ``training_logs`` under the retrain run id.
+4. The candidate is registered (``candidate``, parent = the active version)
+   and scored against the active version on the production-like slice and
+   the original validation set (:func:`monitor.retrain.evaluate.decide`).
+5. Promoted (registry switch + pointer + new drift reference set), kept as a
+   ``candidate`` for shadow evaluation, or stored as ``rejected`` with the
+   reasons. Every run is recorded in ``retrain_runs``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from monitor.errors import RegistryError, RetrainError, ShiftwatchError
+from monitor.registry import ModelVersion, Registry
+from monitor.retrain.data import TrainingData, assemble, labelled_production, load_examples, split_original
+from monitor.retrain.evaluate import Guard, build_reference, decide, score
+from monitor.retrain.trainer import Examples, TrainConfig, resolve_device, store_log_sink
+from monitor.retrain.worker import TrainJob, model_lock, run_in_worker, run_inline
+
+if TYPE_CHECKING:  # pragma: no cover
+    from monitor.settings import Settings
+    from monitor.store import Store
+
+__all__ = ["RetrainConfig", "RetrainOutcome", "evaluate_candidate", "retrain"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainConfig:
+    """How a retrain assembles data, trains, and decides."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(progress=False))
+    production_share: float = 0.2
+    production_val_fraction: float = 0.25
+    original_val_fraction: float = 0.15
+    min_labelled: int = 100
+    guard: Guard = field(default_factory=Guard)
+    timeout_s: float = 3600.0
+    use_worker: bool = True
+    shadow: bool = False
+    reference_rows: int = 1000
+    min_reference_rows: int = 200
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainOutcome:
+    """What one retrain did: ``decision`` is promoted | rejected | shadow | dry_run."""
+
+    run_id: str
+    model_name: str
+    parent_version: str | None
+    candidate_version: str | None
+    decision: str
+    reasons: tuple[str, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reference_name: str | None = None
+
+    @property
+    def promoted(self) -> bool:
+        """True when the candidate became the active version."""
+        return self.decision == "promoted"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        return d
+
+
+def _original_data(registry: Registry, mv: ModelVersion, cfg: RetrainConfig) -> tuple[Examples, Examples]:
+    """The original training and validation rows registered with ``mv`` (or an ancestor)."""
+    cur: ModelVersion | None = mv
+    while cur is not None and cur.train_file is None:
+        cur = registry.get(mv.model_name, cur.parent_version) if cur.parent_version else None
+    if cur is None or cur.train_file is None:
+        raise RetrainError(
+            f"{mv.model_name} {mv.version} has no registered original training data; register the "
+            "model with --train-file (JSONL/CSV of text,label)")
+    train, val = load_examples(cur.train_file)
+    return split_original(train, val, val_fraction=cfg.original_val_fraction, seed=cfg.seed)
+
+
+def _finish(store: Store, outcome: RetrainOutcome, *, error: str | None = None) -> None:
+    store.execute("retrain_finish_run", {
+        "run_id": outcome.run_id, "status": outcome.decision,
+        "candidate_version": outcome.candidate_version, "reasons": json.dumps(list(outcome.reasons)),
+        "metrics": json.dumps(outcome.metrics, default=str), "error": error})
+
+
+def retrain(
+    store: Store,
+    settings: Settings,
+    model_name: str,
+    *,
+    reason: str,
+    dry_run: bool = False,
+    config: RetrainConfig | None = None,
+) -> RetrainOutcome:
+    """Retrain ``model_name`` from labelled production rows; promote or reject the candidate.
+
+    ``dry_run`` checks that a retrain could run (active version, original
+    data, enough labelled rows) and returns ``decision="dry_run"`` without
+    training. Raises :class:`RetrainError` (insufficient data, failed or
+    timed-out training, a retrain already running) or :class:`RegistryError`
+    (no active version); the run is recorded as ``failed`` in
+    ``retrain_runs`` either way.
+    """
+    cfg = config or RetrainConfig()
+    registry = Registry(store, settings.registry_dir)
+    active = registry.active(model_name)
+    if active is None:
+        raise RegistryError(f"model {model_name!r} has no active version to retrain")
+    run_id = uuid.uuid4().hex
+    store.execute("retrain_insert_run", {
+        "run_id": run_id, "model_name": model_name, "parent_version": active.version, "reason": reason,
+        "config": json.dumps(cfg.to_dict(), default=str)})
+    base = RetrainOutcome(run_id, model_name, active.version, None, "failed", ())
+    try:
+        outcome = _retrain(store, registry, active, run_id, reason=reason, dry_run=dry_run, cfg=cfg)
+    except ShiftwatchError as exc:
+        _finish(store, replace(base, reasons=(str(exc),)), error=str(exc))
+        raise
+    except Exception as exc:
+        _finish(store, replace(base, reasons=(str(exc),)), error=repr(exc))
+        raise RetrainError(f"retrain of {model_name} failed: {exc}") from exc
+    _finish(store, outcome)
+    return outcome
+
+
+def _retrain(store: Store, registry: Registry, active: ModelVersion, run_id: str, *, reason: str,
+             dry_run: bool, cfg: RetrainConfig) -> RetrainOutcome:
+    name = active.model_name
+    labels = list(active.preprocessing.labels)
+    original, original_val = _original_data(registry, active, cfg)
+    production = labelled_production(store, name, labels)
+    data = assemble(production, original, original_val, labels=labels,
+                    production_share=cfg.production_share,
+                    production_val_fraction=cfg.production_val_fraction,
+                    min_labelled=cfg.min_labelled, seed=cfg.seed, model_name=name)
+    if dry_run:
+        return RetrainOutcome(run_id, name, active.version, None, "dry_run",
+                              (f"would train a candidate from {active.version}",), {"data": data.summary()})
+    staging = registry.root / name / ".staging" / run_id
+    pre = active.preprocessing
+    tcfg = replace(cfg.train, max_length=pre.max_length, truncation_side=pre.truncation_side,
+                   seed=cfg.seed)
+    job = TrainJob(str(active.artifact_dir), data.train, data.production_val, tuple(labels), tcfg,
+                   str(staging))
+    sink = store_log_sink(store, run_id, name)
+    with model_lock(registry.root, name):
+        try:
+            result = (run_in_worker(job, timeout_s=cfg.timeout_s, log_sink=sink) if cfg.use_worker
+                      else run_inline(job, log_sink=sink))
+            candidate = registry.register(
+                name, staging, preprocessing=pre, parent=active.version,
+                metrics={"train": result.to_dict(), "data": data.summary(), "run_id": run_id},
+                train_file=None, reason=reason)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return evaluate_candidate(store, registry, active, candidate, data, run_id=run_id, cfg=cfg,
+                              train_summary=result.to_dict())
+
+
+def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, candidate: ModelVersion,
+                       data: TrainingData, *, run_id: str, cfg: RetrainConfig,
+                       train_summary: dict[str, Any] | None = None) -> RetrainOutcome:
+    """Score candidate vs active, then promote, keep for shadow, or reject (see the module doc)."""
+    name, labels = active.model_name, list(active.preprocessing.labels)
+    device = resolve_device(cfg.train.device)
+    cand_enc = registry.load_encoder(candidate, device=device)
+    act_enc = registry.load_encoder(active, device=device)
+    cand_scores = {"production": score(cand_enc, data.production_val, labels),
+                   "original": score(cand_enc, data.original_val, labels)}
+    act_scores = {"production": score(act_enc, data.production_val, labels),
+                  "original": score(act_enc, data.original_val, labels)}
+    decision = decide({k: v.macro_f1 for k, v in cand_scores.items()},
+                      {k: v.macro_f1 for k, v in act_scores.items()}, cfg.guard)
+    metrics: dict[str, Any] = {
+        **decision.metrics, "data": data.summary(), "train": train_summary or {},
+        "candidate_scores": {k: v.to_dict() for k, v in cand_scores.items()},
+        "active_scores": {k: v.to_dict() for k, v in act_scores.items()}}
+    registry.set_metrics(name, candidate.version, {**candidate.metrics, "evaluation": metrics})
+    reasons = list(decision.reasons)
+    if not decision.promote:
+        registry.set_status(name, candidate.version, "rejected", reason="; ".join(reasons))
+        return RetrainOutcome(run_id, name, active.version, candidate.version, "rejected",
+                              tuple(reasons), metrics)
+    if cfg.shadow:
+        reasons.append("passed the guard; kept as candidate for shadow evaluation")
+        return RetrainOutcome(run_id, name, active.version, candidate.version, "shadow",
+                              tuple(reasons), metrics)
+    registry.promote(name, candidate.version, reason=f"retrain {run_id}: " + "; ".join(reasons))
+    ref_name: str | None = None
+    try:
+        texts = _reference_texts(store, name, data, cfg)
+        ref_name, n = build_reference(store, cand_enc, model_name=name, model_version=candidate.version,
+                                      labels=labels, texts=texts, origin=f"retrain:{run_id}")
+        reasons.append(f"reference set {ref_name} built from {n} rows")
+    except (ShiftwatchError, ImportError) as exc:
+        log.warning("%s %s promoted but no reference set was built: %s", name, candidate.version, exc)
+        reasons.append(f"reference set not built: {exc}")
+    return RetrainOutcome(run_id, name, active.version, candidate.version, "promoted", tuple(reasons),
+                          metrics, ref_name)
+
+
+def _reference_texts(store: Store, model_name: str, data: TrainingData, cfg: RetrainConfig) -> list[str]:
+    """Recent production texts (the new normal), topped up with validation texts when scarce."""
+    rows = store.execute("retrain_recent_texts", {"model_name": model_name, "n": cfg.reference_rows})
+    texts = [str(r[3]) for r in rows]
+    if len(texts) < cfg.min_reference_rows:
+        extra = list(data.production_val.texts) + list(data.original_val.texts)
+        texts += extra[: cfg.min_reference_rows - len(texts)]
+    return texts
+
