@@ -1,0 +1,121 @@
+-- name: ops_models
+-- Each model with its newest version (by the newest record) and record count.
+SELECT model_name, arg_max(model_version, ts) AS model_version, count(*) AS n, max(ts) AS last_ts
+FROM predictions GROUP BY model_name ORDER BY model_name;
+
+-- name: ops_newest_ts
+-- The newest record time of one model version.
+SELECT max(ts) AS last_ts, count(*) AS n FROM predictions
+WHERE model_name = $model_name AND model_version = $model_version;
+
+-- name: ops_last_run
+-- The newest drift run of one model version.
+SELECT run_id, window_start, window_end, created_at FROM drift_runs
+WHERE model_name = $model_name AND model_version = $model_version
+ORDER BY created_at DESC, run_id DESC LIMIT 1;
+
+-- name: ops_run
+-- One drift run with its JSON result.
+SELECT run_id, model_name, model_version, reference_name, window_start, window_end, n_reference,
+       n_current, drifted, CAST(result AS VARCHAR) AS result, created_at
+FROM drift_runs WHERE run_id = $run_id;
+
+-- name: ops_run_history
+-- The newest $n drift runs of one model up to and including run $run_id's time, newest first.
+SELECT run_id, model_name, model_version, window_start, window_end, n_current, drifted,
+       CAST(result AS VARCHAR) AS result, created_at
+FROM drift_runs
+WHERE model_name = $model_name
+  AND created_at <= (SELECT created_at FROM drift_runs WHERE run_id = $run_id)
+ORDER BY created_at DESC, run_id DESC LIMIT $n;
+
+-- name: ops_run_health
+-- The health window saved for a drift run, if any.
+SELECT latency_p50_ms, latency_p95_ms, latency_p99_ms, throughput_per_s, error_rate, n_errors,
+       n_tokenizer_failures, queue_depth_max, queue_capacity, dropped, sink_failures
+FROM health_windows WHERE run_id = $run_id;
+
+-- name: ops_model_version
+-- Registry facts of one model version used as policy evidence.
+SELECT version, status, parent_version, activated_at, CAST(metrics AS VARCHAR) AS metrics
+FROM model_versions WHERE model_name = $model_name AND version = $model_version;
+
+-- name: ops_recent_decisions
+-- Fired decisions of one model since $since (for cooldowns), excluding run $run_id.
+SELECT rule, run_id, created_at FROM policy_decisions
+WHERE model_name = $model_name AND outcome = 'fired' AND created_at >= $since
+  AND (run_id IS NULL OR run_id <> $run_id)
+ORDER BY created_at DESC;
+
+-- name: ops_insert_decision
+-- Record one policy decision; a decision of the same rule and run already stored is kept.
+INSERT OR IGNORE INTO policy_decisions
+    (decision_id, run_id, model_name, model_version, rule, severity, outcome, alert_id, evidence,
+     created_at)
+VALUES ($decision_id, $run_id, $model_name, $model_version, $rule, $severity, $outcome, $alert_id,
+        $evidence, $created_at);
+
+-- name: ops_insert_alert
+-- Record one alert; an alert with the same id (same rule and run) already stored is kept.
+INSERT OR IGNORE INTO alerts (alert_id, model_name, rule, severity, run_id, evidence, created_at)
+VALUES ($alert_id, $model_name, $rule, $severity, $run_id, $evidence, $created_at);
+
+-- name: ops_get_action
+-- The action stored under an idempotency key.
+SELECT action_id, alert_id, kind, idempotency_key, status, dry_run, attempts,
+       CAST(detail AS VARCHAR) AS detail
+FROM actions WHERE idempotency_key = $key;
+
+-- name: ops_insert_action
+-- Claim an idempotency key with a pending action row (no-op when the key exists).
+INSERT OR IGNORE INTO actions (action_id, alert_id, kind, idempotency_key, status, dry_run, attempts)
+VALUES ($action_id, $alert_id, $kind, $key, 'pending', $dry_run, 0);
+
+-- name: ops_finish_action
+-- Store the outcome of an action run.
+UPDATE actions
+SET status = $status, attempts = attempts + $attempts, detail = $detail, finished_at = $finished_at
+WHERE idempotency_key = $key;
+
+-- name: ops_actions_of_alert
+-- Actions started for one alert.
+SELECT kind, status, dry_run, attempts, CAST(detail AS VARCHAR) AS detail, idempotency_key
+FROM actions WHERE alert_id = $alert_id ORDER BY created_at, kind;
+
+-- name: ops_job_start
+-- Record the start of one background-job run.
+INSERT INTO job_runs (run_id, job, started_at, status) VALUES ($run_id, $job, $started_at, 'running');
+
+-- name: ops_job_finish
+-- Record the end of one background-job run.
+UPDATE job_runs SET finished_at = $finished_at, duration_s = $duration_s, status = $status,
+                    error = $error
+WHERE run_id = $run_id;
+
+-- name: ops_job_runs
+-- Recorded runs of jobs whose name starts with $prefix, oldest first.
+SELECT run_id, job, started_at, finished_at, duration_s, status, error
+FROM job_runs WHERE starts_with(job, $prefix) ORDER BY started_at, run_id;
+
+-- name: ops_review_insert
+-- Queue the registered batch `_review` for labelling; rows already queued are kept.
+INSERT OR IGNORE INTO review_queue (event_id, model_name, run_id, reason, score, status)
+SELECT event_id, model_name, run_id, reason, score, 'pending' FROM _review;
+
+-- name: ops_review_export
+-- Queued rows (optionally of one model / status) with what a labeller needs to see.
+SELECT q.event_id, q.model_name, p.model_version, q.run_id, q.reason, q.score, q.status,
+       p.predicted_label, p.confidence, p.text, p.text_sha256, p.source, q.label, q.queued_at
+FROM review_queue q LEFT JOIN predictions p USING (event_id)
+WHERE ($model_name IS NULL OR q.model_name = $model_name)
+  AND ($status IS NULL OR q.status = $status)
+ORDER BY q.queued_at, q.score DESC, q.event_id;
+
+-- name: ops_review_mark_labeled
+-- Mark the queued rows of the registered batch `_labeled` (event_id, label, labeled_at) labelled.
+UPDATE review_queue SET status = 'labeled', label = l.label, labeled_at = l.labeled_at
+FROM _labeled l WHERE review_queue.event_id = l.event_id;
+
+-- name: ops_review_known
+-- Which of the given event ids are stored predictions.
+SELECT event_id FROM predictions WHERE list_contains($ids, event_id);
