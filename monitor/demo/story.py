@@ -1,0 +1,458 @@
+"""The end-to-end demo: every stage is a real shiftwatch component, orchestrated here.
+
+1. fine-tune MiniLM on UCI Amazon (``monitor.retrain.trainer.train``), register
+   it as v1 and activate it (``monitor.registry.Registry``), build its
+   reference set from held-out Amazon predictions
+   (``monitor.retrain.evaluate.build_reference`` → ``create_reference``);
+2. serve traffic windows through ``InstrumentedClassifier`` → ``Collector``
+   → ``DuckDBSink`` with simulated timestamps;
+3. after each window run ``Scheduler.run_cycle()`` (drift check, policy,
+   actions, reports); the notify action posts to a local
+   :class:`~monitor.demo.receiver.WebhookReceiver`; review-queue rows are
+   labelled from the data set's true labels, standing in for a human;
+4. the retrain action re-fine-tunes with gradual unfreezing and promotes or
+   rejects; later windows are served by whatever version is active;
+5. ``reports.render.render_all`` writes the HTML; a summary table closes.
+
+The demo never substitutes its own logic for a component: a stage whose
+component cannot be imported is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monitor.demo.receiver import ReceivedMessage, WebhookReceiver, describe
+from monitor.demo.summary import DemoSummary, collect_summary, render_summary
+from monitor.demo.traffic import DemoData, TrafficPlan, TrafficWindow, build_traffic, load_sources
+from monitor.errors import ConfigError, ShiftwatchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from monitor.registry import ModelVersion, Registry
+    from monitor.settings import Settings
+    from monitor.store import Store
+
+__all__ = ["LABEL_NAMES", "DemoOptions", "DemoResult", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+LABEL_NAMES: dict[str, str] = {"0": "negative", "1": "positive"}
+_OUTPUTS = ("shiftwatch.duckdb", "shiftwatch.duckdb.wal", "reports", "models", "data", "work",
+            "demo-policy.yaml", "spool", "export")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What ``shiftwatch demo`` was asked for."""
+
+    out: Path
+    data: Path | None = None
+    seed: int = 0
+    quick: bool = False
+    model_name: str = "support-sentiment"
+    plan: TrafficPlan | None = None  # overrides the quick/full plan (tests)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    """Where the demo wrote things and what it found."""
+
+    out: Path
+    db_path: Path
+    index_path: Path | None
+    summary: DemoSummary
+    wall_s: float
+    stage_s: dict[str, float] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _State:
+    """Mutable bookkeeping of one run."""
+
+    console: Console
+    options: DemoOptions
+    plan: TrafficPlan
+    settings: Settings
+    store: Store
+    registry: Registry
+    receiver: WebhookReceiver
+    data: DemoData
+    truth: dict[str, str] = field(default_factory=dict)  # served text -> true label
+    served_by: dict[int, str] = field(default_factory=dict)
+    window_accuracy: dict[int, float] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)  # held-out, per version
+    stage_s: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    seen_messages: int = 0
+    loaded: tuple[str, Any] | None = None  # (version, TextEncoder)
+
+
+# -- helpers --------------------------------------------------------------------------
+def _relabel(ds: Any) -> Any:
+    from monitor.datasets import TextDataset
+
+    return TextDataset(ds.name, list(ds.texts), [LABEL_NAMES.get(y, y) for y in ds.labels])
+
+
+def _clean_outputs(out: Path) -> None:
+    """Remove what an earlier demo wrote under ``out`` (and nothing else)."""
+    for name in _OUTPUTS:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+@contextmanager
+def _stage(state: _State, key: str, title: str) -> Iterator[None]:
+    state.console.rule(f"[bold cyan]{title}")
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        state.stage_s[key] = state.stage_s.get(key, 0.0) + time.perf_counter() - t0
+
+
+def _skip(state: _State, what: str, exc: BaseException) -> None:
+    state.skipped.append(f"{what}: {exc}")
+    state.console.print(f"[bold yellow]skipped[/] {what}: {exc}")
+
+
+def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
+    """Windows end at the last full hour before ``now``, one after another."""
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=plan.window_hours * len(plan.schedule))
+
+
+# -- stage 0: settings, policy, receiver ---------------------------------------------
+def write_demo_policy(out: Path, webhook_url: str) -> Path:
+    """Copy the shipped default policy into ``out`` with every webhook URL set to ``webhook_url``."""
+    import yaml
+
+    from monitor import policy as policy_mod
+
+    shipped = Path(policy_mod.__file__).resolve().parent / "policies" / "default.yaml"
+    try:
+        doc = yaml.safe_load(shipped.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{shipped}: cannot read the shipped default policy: {exc}") from exc
+    n = _set_webhooks(doc, webhook_url)
+    if n == 0:
+        raise ConfigError(f"{shipped}: no notify action with a url to point at the demo receiver")
+    path = out / "demo-policy.yaml"
+    header = (f"# Written by `shiftwatch demo`: the shipped default policy ({shipped.name}) with its\n"
+              f"# webhook URLs pointed at the demo's local receiver.\n")
+    path.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    policy_mod.load_policy(path)  # validate now, not in the first cycle
+    return path
+
+
+def _set_webhooks(node: Any, url: str) -> int:
+    """Point every ``url`` of a ``notify`` action at ``url``; return how many were set."""
+    n = 0
+    if isinstance(node, dict):
+        kind = node.get("kind") or node.get("type") or node.get("action")
+        if kind == "notify":
+            for key in ("url", "webhook_url", "webhook"):
+                if key in node or key == "url":
+                    node[key] = url
+                    n += 1
+                    break
+        for value in node.values():
+            n += _set_webhooks(value, url)
+    elif isinstance(node, list):
+        for value in node:
+            n += _set_webhooks(value, url)
+    return n
+
+
+# -- stage 1: v1 ----------------------------------------------------------------------
+def _train_v1(state: _State) -> ModelVersion:
+    from collectors.encoding import minilm_path
+    from monitor.registry import Preprocessing
+    from monitor.retrain.trainer import Examples, TrainConfig, store_log_sink, train
+
+    data, opts, console = state.data, state.options, state.console
+    labels = tuple(LABEL_NAMES.values())
+    work = opts.out / "work" / "v1"
+    train_file = opts.out / "data" / "amazon-train.jsonl"
+    train_file.parent.mkdir(parents=True, exist_ok=True)
+    with train_file.open("w", encoding="utf-8") as fh:
+        for split, ds in (("train", data.train), ("val", data.validation)):
+            for text, label in zip(ds.texts, ds.labels, strict=True):
+                fh.write(json.dumps({"text": text, "label": label, "split": split}) + "\n")
+    cfg = TrainConfig(strategy="full", epochs_per_phase=2.0, batch_size=16, lr=1e-4,
+                      eval_every=10 if opts.quick else 20, log_every=5, patience=3, seed=opts.seed,
+                      max_length=128, progress=True)
+    console.print(f"fine-tuning [bold]{minilm_path().name}[/] (all-MiniLM-L6-v2) on {len(data.train)} "
+                  f"UCI Amazon sentences, validating on {len(data.validation)} "
+                  f"(full fine-tune, {cfg.epochs_per_phase:g} epochs, CPU ok)")
+    sink = store_log_sink(state.store, f"{opts.model_name}-v1-initial", opts.model_name)
+    result = train(minilm_path(), Examples(data.train.texts, data.train.labels),
+                   Examples(data.validation.texts, data.validation.labels), labels=labels, config=cfg,
+                   out_dir=work, log_sink=sink)
+    console.print(f"v1: validation macro-F1 {result.initial_val_macro_f1:.3f} → "
+                  f"{result.best_val_macro_f1:.3f} in {result.steps} steps ({result.wall_s:.0f}s, "
+                  f"{result.device}/{result.precision})")
+    mv = state.registry.register(
+        opts.model_name, work, version="v1",
+        preprocessing=Preprocessing(max_length=128, truncation_side="right", pooling="mean", labels=labels),
+        status="active", metrics={"val_macro_f1": result.best_val_macro_f1, "train": result.to_dict()},
+        train_file=train_file, reason="initial fine-tune on UCI Amazon sentences",
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    console.print(f"registered and activated {mv.model_name} {mv.version} → {mv.artifact_dir}")
+    return mv
+
+
+def _build_reference(state: _State, mv: ModelVersion) -> None:
+    from monitor.retrain.evaluate import build_reference
+
+    ref = state.data.reference
+    encoder = _encoder(state, mv)
+    name, n = build_reference(state.store, encoder, model_name=mv.model_name, model_version=mv.version,
+                              labels=mv.preprocessing.labels, texts=ref.texts,
+                              origin=f"held-out UCI Amazon sentences ({len(ref)})",
+                              true_labels=ref.labels)
+    state.console.print(f"reference set [bold]{name}[/]: {n} held-out Amazon predictions by {mv.version}")
+
+
+def _encoder(state: _State, mv: ModelVersion) -> Any:
+    if state.loaded is None or state.loaded[0] != mv.version:
+        state.loaded = (mv.version, state.registry.load_encoder(mv, device="cpu"))
+    return state.loaded[1]
+
+
+# -- stage 2: serving ------------------------------------------------------------------
+def _serve(state: _State, window: TrafficWindow) -> None:
+    """Classify one window through the instrumented classifier; records land in DuckDB."""
+    from collectors.collector import Collector
+    from collectors.instrument import InstrumentedClassifier
+    from collectors.sinks import DuckDBSink
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    mv = state.registry.active(state.options.model_name)
+    if mv is None:
+        raise ConfigError(f"{state.options.model_name} has no active version to serve with")
+    encoder = _encoder(state, mv)
+    state.served_by[window.index] = mv.version
+    stamps = window.timestamps()
+    correct = 0
+    batch = 32
+    with Collector(DuckDBSink(state.store), flush_size=500, flush_interval_s=0.5) as collector:
+        clf = InstrumentedClassifier(
+            encoder.model, encoder.tokenizer, collector, model_name=mv.model_name, model_version=mv.version,
+            pooling=mv.preprocessing.pooling, max_length=mv.preprocessing.max_length, log_text=True,
+            source=window.name)
+        with Progress(TextColumn("  serving {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=state.console, transient=True) as bar:
+            task = bar.add_task(window.name, total=len(window.texts))
+            for s in range(0, len(window.texts), batch):
+                texts = window.texts[s:s + batch]
+                preds = clf.predict(texts, ts=stamps[s:s + batch])
+                for p, truth in zip(preds, window.labels[s:s + batch], strict=True):
+                    correct += int(_predicted_label(p) == truth)
+                bar.advance(task, len(texts))
+    for text, label in zip(window.texts, window.labels, strict=True):
+        state.truth[text] = label
+    acc = correct / max(len(window.texts), 1)
+    state.window_accuracy[window.index] = acc
+    state.console.print(
+        f"[bold]{window.name}[/] {window.start:%m-%d %H:%M}–{window.end:%H:%M} UTC: served "
+        f"{len(window.texts)} {'[yellow]shifted[/] ' if window.shifted else ''}{window.domain} sentences "
+        f"with {mv.version} (true accuracy {100 * acc:.1f}%, not visible to the monitor)")
+
+
+def _predicted_label(pred: Any) -> str:
+    for attr in ("predicted_label", "label"):
+        value = getattr(pred, attr, None)
+        if isinstance(value, str):
+            return value
+    if isinstance(pred, dict):
+        return str(pred.get("predicted_label") or pred.get("label"))
+    return str(pred)
+
+
+# -- stage 3: monitoring cycle ---------------------------------------------------------
+def _cycle(state: _State, scheduler: Any, window: TrafficWindow) -> None:
+    before = state.registry.active(state.options.model_name)
+    result = scheduler.run_cycle()
+    _print_cycle(state, result)
+    _print_messages(state)
+    _label_reviews(state)
+    after = state.registry.active(state.options.model_name)
+    if before is not None and after is not None and after.version != before.version:
+        state.console.print(f"[bold green]active version changed: {before.version} → {after.version}[/] "
+                            f"({after.reason})")
+
+
+def _print_cycle(state: _State, result: Any) -> None:
+    runs = state.store.fetch_dicts("demo_windows", {"model_name": state.options.model_name})
+    if runs:
+        r = runs[-1]
+        verdict = "[bold red]DRIFT[/]" if r["drifted"] else "[green]no drift[/]"
+        state.console.print(f"  drift check {r['run_id']} ({r['model_version']} vs {r['reference_name']}, "
+                            f"{r['n_current']} rows): {verdict}"
+                            + (f" — signals: {r['signals_fired']}" if r["signals_fired"] else ""))
+        if r["n_alerts"]:
+            state.console.print(f"  [bold magenta]alert[/] ({r['rules']}) → actions: {r['actions'] or '—'}")
+    summary = getattr(result, "summary", None)
+    if callable(summary):
+        state.console.print(f"  [dim]{summary()}[/]")
+
+
+def _print_messages(state: _State) -> None:
+    messages: list[ReceivedMessage] = state.receiver.messages()
+    for msg in messages[state.seen_messages:]:
+        state.console.print(f"  [bold blue]webhook received[/] {msg.path}: {describe(msg.body)}")
+    state.seen_messages = len(messages)
+
+
+def _label_reviews(state: _State) -> None:
+    """Label pending review-queue rows from the data set's true labels (a stand-in reviewer)."""
+    pending = state.store.fetch_dicts("demo_review_pending", {"model_name": state.options.model_name})
+    labelled = [{"event_id": r["event_id"], "label": state.truth[r["text"]]}
+                for r in pending if r["text"] in state.truth]
+    if not labelled:
+        return
+    from monitor import review
+
+    n = review.apply_labels(state.store, labelled, reviewer="demo (data set's true labels)")
+    state.console.print(f"  review queue: {n} row(s) labelled [bold]from the data set's true labels[/] "
+                        "(the demo stands in for a human reviewer)")
+
+
+# -- stage 4/5: evaluation and reports --------------------------------------------------
+def _accuracy(state: _State, mv: ModelVersion, ds: Any) -> float:
+    import numpy as np
+
+    enc = _encoder(state, mv)
+    probs = enc.encode(ds.texts).probs
+    labels = mv.preprocessing.labels
+    pred = [labels[int(i)] for i in np.asarray(probs).argmax(axis=1)]
+    return sum(int(p == y) for p, y in zip(pred, ds.labels, strict=True)) / max(len(ds), 1)
+
+
+def _evaluate(state: _State) -> dict[str, float]:
+    """Accuracy of v1 and of every later version on held-out shifted and home-domain data."""
+    out: dict[str, float] = {}
+    for mv in state.registry.versions(state.options.model_name):
+        tag = f"{mv.version} ({mv.status})"
+        out[f"{tag} on held-out Yelp+IMDb ({len(state.data.shifted_eval)})"] = _accuracy(
+            state, mv, state.data.shifted_eval)
+        out[f"{tag} on held-out Amazon ({len(state.data.home_eval)})"] = _accuracy(
+            state, mv, state.data.home_eval)
+    return out
+
+
+def _render(state: _State) -> Path | None:
+    from reports.render import render_all
+
+    return Path(render_all(state.store, state.settings.reports_dir, model_name=state.options.model_name))
+
+
+# -- the story ---------------------------------------------------------------------------
+def run_demo(options: DemoOptions, *, console: Console | None = None) -> DemoResult:
+    """Run the whole story; see the module docstring. Returns where things are and the summary."""
+    from rich.console import Console
+
+    from monitor.registry import Registry
+    from monitor.settings import load_settings
+    from monitor.store import Store
+
+    console = console or Console()
+    t_start = time.perf_counter()
+    plan = options.plan or (TrafficPlan.quick() if options.quick else TrafficPlan.full())
+    out = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_outputs(out)
+    options = replace(options, out=out)
+    sources = {k: _relabel(v) for k, v in load_sources(options.data).items()}
+    data = build_traffic(plan, sources, start=_simulated_start(plan, datetime.now(UTC)), seed=options.seed)
+    db_path = out / "shiftwatch.duckdb"
+
+    with WebhookReceiver() as receiver:
+        settings = load_settings(
+            None, db_path=db_path, reports_dir=out / "reports", registry_dir=out / "models",
+            export_dir=out / "export", spool_dir=out / "spool", window_size=plan.window_size,
+            window_minutes=None, dry_run=False)
+        store = Store(db_path)
+        try:
+            state = _State(console=console, options=options, plan=plan, settings=settings, store=store,
+                           registry=Registry(store, settings.registry_dir), receiver=receiver, data=data)
+            index = _story(state)
+            summary = collect_summary(store, options.model_name, data.windows, served_by=state.served_by,
+                                      window_accuracy=state.window_accuracy,
+                                      accuracy=state.accuracy,
+                                      index_path=index)
+            console.rule("[bold cyan]summary")
+            render_summary(summary, console)
+            wall = time.perf_counter() - t_start
+            console.print(f"demo {'--quick ' if options.quick else ''}finished in {wall:.0f}s "
+                          f"({', '.join(f'{k} {v:.0f}s' for k, v in state.stage_s.items())})")
+            for s in state.skipped:
+                console.print(f"[yellow]skipped:[/] {s}")
+            return DemoResult(out=out, db_path=db_path, index_path=index, summary=summary, wall_s=wall,
+                              stage_s=dict(state.stage_s), skipped=tuple(state.skipped))
+        finally:
+            store.close()
+
+
+def _story(state: _State) -> Path | None:
+    console, opts, plan = state.console, state.options, state.plan
+    console.print(f"[bold]shiftwatch demo[/] {'(quick) ' if opts.quick else ''}→ {opts.out}  "
+                  f"seed {opts.seed}, {len(plan.schedule)} windows of {plan.window_size} rows, "
+                  f"webhook receiver at {state.receiver.url}")
+
+    with _stage(state, "train_v1", "1. fine-tune MiniLM on UCI Amazon → v1"):
+        mv = _train_v1(state)
+        _build_reference(state, mv)
+
+    scheduler: Any = None
+    with _stage(state, "setup", "policy and scheduler"):
+        try:
+            policy_path = write_demo_policy(opts.out, state.receiver.url)
+            state.settings = state.settings.model_copy(update={"policy_file": policy_path})
+            console.print(f"policy: {policy_path} (the shipped default's rules, notify → local receiver)")
+            from monitor.scheduler import Scheduler
+
+            scheduler = Scheduler(state.settings, state.store)
+        except (ImportError, ShiftwatchError) as exc:
+            _skip(state, "policy/scheduler (drift checks, alerts, actions)", exc)
+
+    for window in state.data.windows:
+        title = f"2/3. window {window.index + 1}/{len(state.data.windows)}: {window.name}"
+        with _stage(state, "serve", title):
+            _serve(state, window)
+        if scheduler is not None:
+            t0 = time.perf_counter()
+            _cycle(state, scheduler, window)
+            state.stage_s["cycles"] = state.stage_s.get("cycles", 0.0) + time.perf_counter() - t0
+
+    with _stage(state, "evaluate", "4. accuracy before/after on held-out data (true labels)"):
+        acc = _evaluate(state)
+        for k, v in acc.items():
+            console.print(f"  {k}: {100 * v:.1f}%")
+        state.accuracy = acc
+
+    index: Path | None = None
+    with _stage(state, "reports", "5. HTML reports"):
+        try:
+            index = _render(state)
+            console.print(f"reports written: {index}")
+        except (ImportError, ShiftwatchError) as exc:
+            _skip(state, "HTML reports", exc)
+    return index

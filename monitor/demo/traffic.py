@@ -1,0 +1,177 @@
+"""The demo's data: a training split for v1, a held-out reference, and traffic windows.
+
+Everything comes from the shared labelled data sets (:mod:`monitor.datasets`):
+UCI Amazon sentences are the model's home domain; Yelp and IMDb sentences are
+the drift; one window of SST-2 sentences (lower-cased, PTB-tokenised: "it 's
+a charming ... .") shows the tokenizer signal. Every split is disjoint, so a
+text is never both trained on and served, nor served twice.
+
+Pure computation apart from reading the data files; seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from monitor import datasets
+from monitor.datasets import TextDataset
+from monitor.errors import ConfigError
+
+__all__ = ["HOME_DOMAIN", "DemoData", "TrafficPlan", "TrafficWindow", "build_traffic", "load_sources"]
+
+HOME_DOMAIN = "amazon"
+_DOMAINS = ("amazon", "yelp", "imdb", "sst2")
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficPlan:
+    """Sizes and order of the demo's data.
+
+    ``schedule`` names the domain of each traffic window in serving order;
+    each window spans ``window_hours`` simulated hours.
+    """
+
+    n_train: int
+    n_validation: int
+    n_reference: int
+    window_size: int
+    n_eval: int
+    schedule: tuple[str, ...]
+    window_hours: float = 1.0
+
+    @classmethod
+    def full(cls) -> TrafficPlan:
+        """The full story: 150-row windows, 450 Amazon training sentences."""
+        return cls(n_train=450, n_validation=100, n_reference=150, window_size=150, n_eval=200,
+                   schedule=("amazon", "amazon", "yelp", "yelp", "imdb", "sst2", "yelp", "imdb"))
+
+    @classmethod
+    def quick(cls) -> TrafficPlan:
+        """The same story with smaller splits and windows (CI)."""
+        return cls(n_train=240, n_validation=60, n_reference=100, window_size=80, n_eval=100,
+                   schedule=("amazon", "amazon", "yelp", "yelp", "imdb", "sst2", "yelp", "imdb"))
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_validation", "n_reference", "window_size", "n_eval"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"traffic plan: {name} must be positive")
+        unknown = [d for d in self.schedule if d not in _DOMAINS]
+        if unknown:
+            raise ConfigError(f"traffic plan: unknown domain(s) {unknown} (choose from {_DOMAINS})")
+        if not self.window_hours > 0:
+            raise ConfigError("traffic plan: window_hours must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficWindow:
+    """One window of served traffic: texts, their true labels and a simulated time span."""
+
+    index: int
+    domain: str
+    texts: list[str]
+    labels: list[str]
+    start: datetime
+    end: datetime
+
+    @property
+    def shifted(self) -> bool:
+        """True when the window is not from the model's home domain."""
+        return self.domain != HOME_DOMAIN
+
+    @property
+    def name(self) -> str:
+        """A short name such as ``w03-yelp`` (1-based)."""
+        return f"w{self.index + 1:02d}-{self.domain}"
+
+    def timestamps(self) -> list[datetime]:
+        """One timestamp per text, evenly spread over ``[start, end)``, increasing."""
+        n = len(self.texts)
+        step = (self.end - self.start) / max(n, 1)
+        return [self.start + i * step for i in range(n)]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoData:
+    """Everything the story serves or trains on; all splits disjoint."""
+
+    train: TextDataset
+    validation: TextDataset
+    reference: TextDataset
+    windows: tuple[TrafficWindow, ...]
+    shifted_eval: TextDataset  # held-out Yelp + IMDb, never served: accuracy before/after
+    home_eval: TextDataset  # held-out Amazon (the reference texts): forgetting check
+
+
+def load_sources(directory: str | Path | None = None) -> dict[str, TextDataset]:
+    """The four demo domains: UCI Amazon, Yelp, IMDb and SST-2 (test split)."""
+    return {
+        "amazon": datasets.uci("amazon", directory),
+        "yelp": datasets.uci("yelp", directory),
+        "imdb": datasets.uci("imdb", directory),
+        "sst2": datasets.sst2("test", directory),
+    }
+
+
+class _Pool:
+    """Draws disjoint, shuffled slices from one data set."""
+
+    def __init__(self, ds: TextDataset, rng: np.random.Generator) -> None:
+        self.ds = ds
+        self.order = rng.permutation(len(ds))
+        self.used = 0
+
+    def take(self, n: int, what: str) -> TextDataset:
+        if self.used + n > len(self.order):
+            raise ConfigError(
+                f"traffic plan needs {self.used + n} {self.ds.name} sentences for {what}, "
+                f"the data set has {len(self.order)}"
+            )
+        idx = self.order[self.used:self.used + n]
+        self.used += n
+        return self.ds.subset(idx)
+
+
+def build_traffic(
+    plan: TrafficPlan,
+    sources: dict[str, TextDataset],
+    *,
+    start: datetime,
+    seed: int = 0,
+) -> DemoData:
+    """Split the sources into the plan's disjoint parts; windows start at ``start``.
+
+    Raises :class:`ConfigError` when a data set is too small for the plan or
+    a domain is missing from ``sources``.
+    """
+    if start.tzinfo is None:
+        raise ConfigError("traffic start time must be timezone-aware (UTC)")
+    needed = {HOME_DOMAIN, "yelp", "imdb", *plan.schedule}
+    missing = sorted(needed - set(sources))
+    if missing:
+        raise ConfigError(f"traffic sources lack domain(s): {', '.join(missing)}")
+    rng = np.random.default_rng(seed)
+    pools = {name: _Pool(sources[name], rng) for name in sorted(needed)}
+    home = pools[HOME_DOMAIN]
+    train = home.take(plan.n_train, "training")
+    validation = home.take(plan.n_validation, "validation")
+    reference = home.take(plan.n_reference, "the reference set")
+    half = plan.n_eval // 2
+    shifted_eval = _concat("yelp+imdb-eval", [pools["yelp"].take(half, "evaluation"),
+                                              pools["imdb"].take(plan.n_eval - half, "evaluation")])
+    span = timedelta(hours=plan.window_hours)
+    windows: list[TrafficWindow] = []
+    for i, domain in enumerate(plan.schedule):
+        part = pools[domain].take(plan.window_size, f"window {i + 1}")
+        windows.append(TrafficWindow(i, domain, part.texts, part.labels,
+                                     start + i * span, start + (i + 1) * span))
+    return DemoData(train=train, validation=validation, reference=reference, windows=tuple(windows),
+                    shifted_eval=shifted_eval, home_eval=reference)
+
+
+def _concat(name: str, parts: Sequence[TextDataset]) -> TextDataset:
+    return TextDataset(name, [t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
