@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     window_minutes: float | None = Field(None, gt=0, description="time windows instead of counts")
     retention_days: float = Field(30.0, gt=0)
     dry_run: bool = Field(False, description="decide and record actions, but do not perform them")
+    webhook_url: str | None = Field(None, description="notify action URL when the policy gives none")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
