@@ -53,6 +53,7 @@ __all__ = [
     "Registry",
     "file_sha256",
     "read_active_pointer",
+    "webhook_listener",
     "write_active_pointer",
 ]
 
@@ -234,6 +235,26 @@ class PointerWatcher:
         if self._thread is not None:
             self._thread.join(timeout=max(self.interval_s * 2, 1.0))
             self._thread = None
+
+
+def webhook_listener(url: str, *, timeout_s: float = 5.0,
+                     headers: Mapping[str, str] | None = None) -> Callable[[dict[str, Any]], None]:
+    """A registry listener that POSTs each activation change as JSON to ``url``.
+
+    The body is the event (``kind, model_name, from_version, to_version,
+    reason``) plus a Slack-compatible ``text``; failures raise (the registry
+    logs them without undoing the switch).
+    """
+
+    def post(event: dict[str, Any]) -> None:
+        import httpx
+
+        text = (f"shiftwatch: {event['model_name']} {event['kind']} "
+                f"{event.get('from_version') or '-'} -> {event['to_version']}: {event.get('reason') or ''}")
+        resp = httpx.post(url, json={**event, "text": text}, timeout=timeout_s, headers=dict(headers or {}))
+        resp.raise_for_status()
+
+    return post
 
 
 # -- helpers --------------------------------------------------------------------------
