@@ -217,19 +217,41 @@ class Enricher:
                 done += n
         return done
 
+    def _skip_ids(self, key: tuple[str, str], ids: list[str]) -> bool:
+        """Do not pick ``ids`` up again in this process; False when the skip set is full."""
+        skip = self._skip.setdefault(key, set())
+        if len(skip) + len(ids) > _MAX_SKIPPED:
+            return False
+        skip.update(ids)
+        return True
+
     def _enrich_batch(self, key: tuple[str, str], encoder: TextEncoder, rows: list[dict[str, Any]]) -> int:
+        """Encode and store one batch; a failing batch is retried row by row so that one bad
+        text (or a too-long input for the model) only skips itself. Returns rows handled."""
         ids = [str(r["event_id"]) for r in rows]
+        texts = [str(r["text"]) for r in rows]
         try:
-            enc = encoder.encode([str(r["text"]) for r in rows])
-        except Exception as exc:  # one bad batch must not block the version forever
+            parts = [(ids, encoder.encode(texts))]
+        except Exception as exc:
             log.warning("encoding %d records of %s/%s failed: %s", len(rows), *key, exc)
             if self._metrics is not None:
                 self._metrics.enrich_failures.labels(reason="encode").inc()
-            skip = self._skip[key]
-            if len(skip) + len(ids) <= _MAX_SKIPPED:
-                skip.update(ids)
-                return len(ids)
-            return 0
+            parts = []
+            for eid, text in zip(ids, texts, strict=True):
+                try:
+                    parts.append(([eid], encoder.encode([text])))
+                except Exception:
+                    if not self._skip_ids(key, [eid]):
+                        return 0
+        handled = len(ids) - sum(len(p[0]) for p in parts)
+        for part_ids, enc in parts:
+            if not self._write(key, part_ids, enc):
+                return handled
+            handled += len(part_ids)
+        return handled
+
+    def _write(self, key: tuple[str, str], ids: list[str], enc: Any) -> bool:
+        """Store one encoded batch in place; False when the store refused it."""
         embeddings = np.asarray(enc.embeddings, dtype=np.float32)
         dim = int(embeddings.shape[1]) if embeddings.ndim == 2 else 0
         try:
@@ -262,13 +284,10 @@ class Enricher:
             log.warning("storing enrichment of %s/%s failed: %s", *key, exc)
             if self._metrics is not None:
                 self._metrics.enrich_failures.labels(reason="store").inc()
-            return 0
+            return False
         if not use_emb:
-            # rows keep embedding NULL: do not pick them up again in this process
-            skip = self._skip[key]
-            if len(skip) + len(ids) <= _MAX_SKIPPED:
-                skip.update(ids)
+            self._skip_ids(key, ids)  # their embedding stays NULL: do not loop on them
         self.enriched += len(ids)
         if self._metrics is not None:
             self._metrics.enriched.inc(len(ids))
-        return len(ids)
+        return True

@@ -116,7 +116,9 @@ def sidecar_env(tmp: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def subprocess_sidecar(db: Path, tmp: Path, port: int | None = None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def subprocess_sidecar(
+    db: Path, tmp: Path, port: int | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Run ``shiftwatch serve`` in a child process; terminate it on exit."""
     port = port or free_port()
     proc = subprocess.Popen(sidecar_cmd(db, port, tmp), env=sidecar_env(tmp),

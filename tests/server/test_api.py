@@ -46,7 +46,7 @@ def test_ingest_is_committed_and_idempotent(client: TestClient) -> None:
     assert r.status_code == 202
     assert r.json() == {"accepted": 50, "duplicates": 0}
     assert _count(client) == 50
-    again = client.post("/v1/predictions", json={"records": batch[40:] + [record(50)]}, headers=AUTH)
+    again = client.post("/v1/predictions", json={"records": [*batch[40:], record(50)]}, headers=AUTH)
     assert again.json() == {"accepted": 1, "duplicates": 10}
     assert _count(client) == 51
 
@@ -78,7 +78,8 @@ def test_repeated_id_within_a_batch_is_rejected(client: TestClient) -> None:
 
 
 def test_wrong_embedding_dimension_is_rejected(client: TestClient) -> None:
-    assert client.post("/v1/predictions", json={"records": [record(0, dim=4)]}, headers=AUTH).status_code == 202
+    ok = client.post("/v1/predictions", json={"records": [record(0, dim=4)]}, headers=AUTH)
+    assert ok.status_code == 202
     r = client.post("/v1/predictions", json={"records": [record(1, dim=5)]}, headers=AUTH)
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "embedding"
@@ -127,7 +128,8 @@ def _seed_drift(store: Store) -> None:
             " ($r, 'confidence', 'ks', 0.3, NULL, 0.01, false, 'ok', NULL)",
             {"r": run_id, "s": stat, "d": drifted})
     store.fetchall_sql("INSERT INTO alerts (alert_id, model_name, rule, severity, run_id) VALUES"
-                       " ('a1', 'm', 'embedding-only', 'info', 'r2'), ('a2', 'm', 'embedding-only', 'info', 'r1')")
+                       " ('a1', 'm', 'embedding-only', 'info', 'r2'),"
+                       " ('a2', 'm', 'embedding-only', 'info', 'r1')")
     store.fetchall_sql(
         "INSERT INTO job_runs VALUES ('j1', 'drift_check', '2026-01-02 00:00:00+00',"
         " '2026-01-02 00:00:02+00', 2.0, 'ok', NULL), ('j2', 'drift_check', '2026-01-02 00:10:00+00',"
