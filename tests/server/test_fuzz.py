@@ -1,0 +1,105 @@
+"""Fuzz the ingest endpoints: malformed input is always a 4xx with a message, never a 5xx,
+and nothing of a rejected batch is written."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from monitor.server import create_app
+from tests.server.helpers import AUTH, record, settings_for
+
+NASTY: list[Any] = [
+    None, True, False, 0, -1, 2**31, 2**64, 1e308, -1e308, 1e-320, float("nan"), float("inf"),
+    float("-inf"), "", " ", "x" * 1_100_000, "\u0000", "\ud800", "\U0001f600" * 10, "2026-13-45",
+    "NaN", [], [None], [float("nan")], [1e400], ["a"], [[1.0]], {}, {"a": 1}, [0.5] * 5000, -0.0,
+]
+FIELDS = ["event_id", "ts", "model_name", "model_version", "predicted_label", "confidence", "probs",
+          "embedding", "n_tokens", "n_unk", "truncated", "n_chars", "latency_ms", "text", "text_sha256",
+          "source", "label", "unknown_field"]
+
+
+def _mutate(rng: random.Random, batch: list[dict[str, Any]]) -> Any:
+    kind = rng.randrange(8)
+    row = rng.randrange(len(batch))
+    if not isinstance(batch[row], dict):
+        kind = 6
+    if kind <= 3:  # one field of one record gets a nasty value
+        batch[row][rng.choice(FIELDS)] = rng.choice(NASTY)
+    elif kind == 4:  # a field disappears
+        batch[row].pop(rng.choice(FIELDS[:6]), None)
+    elif kind == 5:  # a record is not an object
+        batch[row] = rng.choice([*NASTY[:12], [], "record"])
+    elif kind == 6:  # duplicated id
+        batch.append(dict(batch[row]) if isinstance(batch[row], dict) else batch[row])
+    else:  # wrong top-level shape
+        return rng.choice([batch, {"records": batch, "extra": 1}, {"record": batch}, {"records": {}},
+                           {"records": None}, {"records": []}, "records", 42, None])
+    return {"records": batch}
+
+
+def _dump(payload: Any) -> bytes:
+    try:
+        return json.dumps(payload).encode("utf-8", "surrogatepass")
+    except ValueError:
+        return b'{"records": [}'
+
+
+@pytest.fixture()
+def client(tmp_path: Path) -> Any:
+    app = create_app(settings_for(tmp_path, max_body_bytes=4_000_000, max_batch_records=100),
+                     start_scheduler=False, enrich=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_structured_fuzz_never_500s_and_writes_nothing(client: TestClient) -> None:
+    rng = random.Random(1234)
+    store = client.app.state.shiftwatch.store  # type: ignore[attr-defined]
+    good = client.post("/v1/predictions", json={"records": [record(i, prefix="ok") for i in range(3)]},
+                       headers=AUTH)
+    assert good.status_code == 202
+    statuses: dict[int, int] = {}
+    for case in range(300):
+        batch = [record(i, prefix=f"f{case}") for i in range(rng.randint(1, 5))]
+        payload = _mutate(rng, batch)
+        for _ in range(rng.randrange(2)):
+            payload = _mutate(rng, payload["records"]) if isinstance(payload, dict) and isinstance(
+                payload.get("records"), list) and payload["records"] else payload
+        before = store.count_predictions()
+        r = client.post("/v1/predictions", content=_dump(payload), headers=AUTH)
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        assert r.status_code in (202, 400, 413, 422), (case, r.status_code, r.text[:500])
+        if r.status_code != 202:
+            assert r.json()["detail"], case
+            assert store.count_predictions() == before, case
+        else:
+            assert store.count_predictions() == before + r.json()["accepted"], case
+    assert statuses.get(422, 0) > 100  # the fuzzer does produce bad batches
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"   ", b"null", b"[]", b"{", b'{"records": [1, 2', b"\xff\xfe\x00", b'{"records": "\xc3\x28"}',
+    b'{"records": [{"event_id": "a\xed\xa0\x80b"}]}', b"[" * 100_000 + b"]" * 100_000,
+    b'{"records": [{"n_tokens": ' + b"9" * 5000 + b"}]}", b'{"records": [NaN]}',
+    b'{"records": [{"confidence": Infinity}]}', b"\x00" * 100,
+])
+def test_raw_bodies_are_4xx(client: TestClient, body: bytes) -> None:
+    for path in ("/v1/predictions", "/v1/labels", "/v1/errors", "/v1/heartbeat"):
+        r = client.post(path, content=body, headers=AUTH)
+        assert 400 <= r.status_code < 500, (path, body[:40], r.status_code, r.text[:300])
+        assert r.json()["detail"]
+
+
+def test_labels_fuzz(client: TestClient) -> None:
+    rng = random.Random(7)
+    for _ in range(100):
+        item: dict[str, Any] = {"event_id": "ok-00000001", "label": "pos"}
+        item[rng.choice(["event_id", "label", "labeled_at", "source", "extra"])] = rng.choice(NASTY)
+        r = client.post("/v1/labels", content=_dump({"labels": [item]}), headers=AUTH)
+        assert r.status_code in (202, 400, 413, 422), (item, r.status_code, r.text[:300])
