@@ -119,3 +119,25 @@ FROM _labeled l WHERE review_queue.event_id = l.event_id;
 -- name: ops_review_known
 -- Which of the given event ids are stored predictions.
 SELECT event_id FROM predictions WHERE list_contains($ids, event_id);
+
+-- name: ops_count_boundaries
+-- Rows of one model version at or after $after (all when NULL), numbered by time: every $n-th
+-- row's timestamp (count-window boundaries), the total and the newest time.
+WITH pending AS (
+    SELECT ts, row_number() OVER (ORDER BY ts, event_id) - 1 AS i, count(*) OVER () AS total,
+           max(ts) OVER () AS last_ts
+    FROM predictions
+    WHERE model_name = $model_name AND model_version = $model_version
+      AND ($after IS NULL OR ts >= $after)
+)
+SELECT i, ts, total, last_ts FROM pending WHERE i % $n = 0 ORDER BY i;
+
+-- name: ops_first_ts
+-- The oldest record time of one model version at or after $after.
+SELECT min(ts) AS first_ts FROM predictions
+WHERE model_name = $model_name AND model_version = $model_version AND ($after IS NULL OR ts >= $after);
+
+-- name: ops_count_range
+-- Records of one model version in [start, end).
+SELECT count(*) FROM predictions
+WHERE model_name = $model_name AND model_version = $model_version AND ts >= $start AND ts < $end;

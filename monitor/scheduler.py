@@ -1,0 +1,417 @@
+"""The sidecar's background jobs on APScheduler 3.x: drift checks, policy, actions, reports, retention.
+
+One cycle (:meth:`Scheduler.run_cycle`, also ``shiftwatch check``):
+
+1. ``drift_check:<model>`` — for each model's newest version, every *pending* window is tested
+   against the version's reference set (:func:`monitor.drift.runs.check_window`, reference
+   from :func:`monitor.drift.references.reference_for`). Windows tumble: by count
+   (``settings.window_size`` rows after the previous run's window end) or by time
+   (``settings.window_minutes``, aligned to multiples of the window length, only complete
+   windows). So a window is tested once, and ``for: N`` in a policy means N distinct windows.
+   After each window the operational health of the same window is stored
+   (:mod:`monitor.opshealth`, when present) so policy conditions can use it.
+2. ``evaluate_policy:<model>`` — after each drift run: the policy (:mod:`monitor.policy`) reads
+   the model version's newest windows and past firings; every decision is stored, and the
+   actions of fired ones run once per window (:mod:`monitor.actions.runner`).
+3. ``render_reports`` — :func:`reports.render.render_all`.
+4. ``retention`` (when asked) — export records older than ``retention_days`` to Parquet, then
+   delete them.
+
+Each job run is a :class:`monitor.jobs.Job` run: recorded in ``job_runs`` with its duration and
+error, and a failure never stops the jobs after it. :meth:`Scheduler.start` schedules the same
+work on a ``BackgroundScheduler`` with ``max_instances=1``, ``coalesce=True`` and a misfire
+grace time; :meth:`Scheduler.shutdown` stops it and waits for running jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from monitor.actions.runner import ActionRecord, record_decision, run_decision_actions
+from monitor.jobs import FunctionJob, JobRun
+from monitor.policy import (
+    Decision,
+    History,
+    PastDecision,
+    Policy,
+    SignalObservation,
+    Window,
+    evaluate,
+    load_policy,
+)
+from monitor.settings import Settings
+from monitor.store import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["CycleResult", "Scheduler", "window_from_run"]
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HEALTH_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_per_s", "error_rate",
+                   "n_errors", "n_tokenizer_failures", "queue_depth_max", "dropped", "sink_failures")
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """What one cycle did: its job runs (in order), drift runs, decisions and actions."""
+
+    jobs: tuple[JobRun, ...]
+    drift_runs: tuple[str, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    actions: tuple[ActionRecord, ...] = ()
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every job run of the cycle succeeded."""
+        return all(j.ok for j in self.jobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for ``shiftwatch check``)."""
+        return {
+            "ok": self.ok,
+            "jobs": [{"job": j.job, "status": j.status, "duration_s": round(j.duration_s, 3),
+                      "error": j.error} for j in self.jobs],
+            "drift_runs": list(self.drift_runs),
+            "decisions": [{"rule": d.rule, "model_name": d.model_name, "model_version": d.model_version,
+                           "run_id": d.run_id, "severity": d.severity, "outcome": d.outcome}
+                          for d in self.decisions],
+            "actions": [{"kind": a.kind, "key": a.idempotency_key, "status": a.status,
+                         "attempts": a.attempts, "reused": a.reused} for a in self.actions],
+            "skipped": dict(self.skipped),
+        }
+
+
+def _f(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None,
+                    version: dict[str, Any] | None = None, now: datetime | None = None) -> Window:
+    """The policy's view of one stored drift run (``ops_run`` / ``ops_run_history`` row).
+
+    Metrics come from the signals' details (confidence means, realized or CBPE-estimated
+    performance), the health window of the same run, and the registry (time since the version
+    was promoted from a parent).
+    """
+    result = json.loads(run["result"]) if isinstance(run["result"], str) else dict(run["result"])
+    signals: dict[str, SignalObservation] = {}
+    details: dict[str, dict[str, Any]] = {}
+    for s in result.get("signals", []):
+        signals[s["signal"]] = SignalObservation(drifted=bool(s.get("drifted")),
+                                                 statistic=_f(s.get("statistic")),
+                                                 p_value=_f(s.get("p_value")),
+                                                 status=str(s.get("status", "ok")))
+        details[s["signal"]] = dict(s.get("details") or {})
+    metrics: dict[str, float | None] = {k: None for k in
+                                        ("confidence_mean_delta", "estimated_accuracy_drop", "n_labeled",
+                                         "realized_accuracy", "realized_macro_f1",
+                                         "realized_accuracy_drop", "realized_macro_f1_drop",
+                                         "hours_since_promotion", *_HEALTH_METRICS)}
+    metrics["n_current"] = float(run["n_current"])
+    conf = details.get("confidence", {})
+    if _f(conf.get("mean_drop")) is not None:
+        metrics["confidence_mean_delta"] = -float(conf["mean_drop"])
+    perf = details.get("performance", {})
+    metrics["n_labeled"] = _f(perf.get("n_labelled", perf.get("n_labeled")))
+    if "estimated_accuracy" in perf and _f(perf.get("reference_accuracy")) is not None:
+        est = _f(perf["estimated_accuracy"])
+        if est is not None:
+            metrics["estimated_accuracy_drop"] = float(perf["reference_accuracy"]) - est
+    if _f(perf.get("current_accuracy")) is not None:
+        metrics["realized_accuracy"] = _f(perf["current_accuracy"])
+        ref_acc = _f(perf.get("reference_accuracy"))
+        if ref_acc is not None:
+            metrics["realized_accuracy_drop"] = ref_acc - float(perf["current_accuracy"])
+    if _f(perf.get("current_macro_f1")) is not None:
+        metrics["realized_macro_f1"] = _f(perf["current_macro_f1"])
+        ref_f1 = _f(perf.get("reference_macro_f1"))
+        if ref_f1 is not None:
+            metrics["realized_macro_f1_drop"] = ref_f1 - float(perf["current_macro_f1"])
+    for key in _HEALTH_METRICS:
+        if health:
+            metrics[key] = _f(health.get(key))
+    end = run.get("window_end")
+    if version and version.get("parent_version") and version.get("activated_at") is not None:
+        at = end or now
+        if at is not None:
+            metrics["hours_since_promotion"] = (at - version["activated_at"]).total_seconds() / 3600.0
+    return Window(run_id=str(run["run_id"]), model_name=str(run["model_name"]),
+                  model_version=str(run["model_version"]), n_current=int(run["n_current"]),
+                  drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end)
+
+
+class Scheduler:
+    """Drift checks → policy → actions → reports (→ retention), once or on a schedule."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        policy: Policy | None = None,
+        clock: Callable[[], datetime] | None = None,
+        signals: Sequence[str] | None = None,
+        max_windows_per_check: int = 4,
+        reports_interval_s: float | None = None,
+        retention_interval_s: float = 6 * 3600.0,
+        misfire_grace_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.policy = policy if policy is not None else load_policy(settings.policy_file)
+        self.signals = tuple(signals) if signals else None
+        self.max_windows = max(1, max_windows_per_check)
+        self.reports_interval_s = reports_interval_s or max(settings.drift_interval_s, 60.0)
+        self.retention_interval_s = retention_interval_s
+        self.misfire_grace_s = misfire_grace_s or max(30.0, settings.drift_interval_s / 2)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sched: Any = None
+        self._cycle_lock = threading.Lock()
+
+    # -- one cycle -------------------------------------------------------------------------
+    def run_cycle(self, *, reports: bool = True, retention: bool = False) -> CycleResult:
+        """Run drift checks, policy and actions for every model, then reports (and retention)."""
+        with self._cycle_lock:
+            jobs: list[JobRun] = []
+            runs: list[str] = []
+            decisions: list[Decision] = []
+            actions: list[ActionRecord] = []
+            skipped: dict[str, str] = {}
+            for model_name, version in self.models():
+                check = FunctionJob(self.store, f"drift_check:{model_name}",
+                                    partial(self.check_model, model_name, version),
+                                    expected_s=self.settings.drift_interval_s, clock=self._clock)
+                jr = check()
+                jobs.append(jr)
+                if not jr.ok:
+                    continue
+                new_runs, why = jr.result
+                if why:
+                    skipped[model_name] = why
+                for run_id in new_runs:
+                    runs.append(run_id)
+                    ev = FunctionJob(self.store, f"evaluate_policy:{model_name}",
+                                     partial(self.evaluate_run, run_id), clock=self._clock)
+                    er = ev()
+                    jobs.append(er)
+                    if er.ok:
+                        decisions.extend(er.result[0])
+                        actions.extend(er.result[1])
+            if reports:
+                jobs.append(FunctionJob(self.store, "render_reports", self.render_reports,
+                                        clock=self._clock)())
+            if retention:
+                jobs.append(FunctionJob(self.store, "retention", self.apply_retention, clock=self._clock)())
+            return CycleResult(tuple(jobs), tuple(runs), tuple(decisions), tuple(actions), skipped)
+
+    def models(self) -> list[tuple[str, str]]:
+        """Each model with its newest version (by its newest record)."""
+        return [(str(r["model_name"]), str(r["model_version"])) for r in self.store.fetch_dicts("ops_models")]
+
+    # -- drift -----------------------------------------------------------------------------
+    def pending_windows(self, model_name: str, model_version: str) -> list[tuple[datetime, datetime]]:
+        """The complete windows of a model version not yet checked, oldest first (newest few kept)."""
+        key = {"model_name": model_name, "model_version": model_version}
+        last = self.store.fetch_dicts("ops_last_run", key)
+        after = last[0]["window_end"] if last else None
+        if self.settings.window_minutes is not None:
+            return self._time_windows(key, after)
+        n = self.settings.window_size
+        rows = self.store.fetch_dicts("ops_count_boundaries", {**key, "after": after, "n": n})
+        if not rows:
+            return []
+        total = int(rows[0]["total"])
+        full = total // n
+        bounds = [r["ts"] for r in rows]
+        windows = []
+        for k in range(full):
+            start = after if (k == 0 and after is not None) else bounds[k]
+            end = bounds[k + 1] if k + 1 < len(bounds) else rows[0]["last_ts"] + timedelta(microseconds=1)
+            windows.append((start, end))
+        return windows[-self.max_windows:]
+
+    def _time_windows(self, key: dict[str, Any], after: datetime | None) -> list[tuple[datetime, datetime]]:
+        assert self.settings.window_minutes is not None
+        width = timedelta(minutes=self.settings.window_minutes)
+        now = self._clock()
+        aligned_end = _EPOCH + ((now - _EPOCH) // width) * width
+        if after is None:
+            first = self.store.fetch_dicts("ops_first_ts", {**key, "after": None})[0]["first_ts"]
+            if first is None:
+                return []
+            after = _EPOCH + ((first - _EPOCH) // width) * width
+        starts = []
+        s = after
+        while s + width <= aligned_end:
+            starts.append(s)
+            s += width
+        windows = [(s, s + width) for s in starts[-self.max_windows * 4:]]
+        nonempty = [w for w in windows
+                    if self.store.execute("ops_count_range", {**key, "start": w[0], "end": w[1]})[0][0]]
+        return nonempty[-self.max_windows:]
+
+    def check_model(self, model_name: str, model_version: str) -> tuple[list[str], str | None]:
+        """Test every pending window of the model version; return (run ids, why nothing ran)."""
+        from monitor.drift.references import reference_for
+        from monitor.drift.runs import check_window
+
+        reference = reference_for(self.store, model_name, model_version)
+        if reference is None:
+            log.warning("drift_check %s %s: no reference set for this version; skipped",
+                        model_name, model_version)
+            return [], f"no reference set for version {model_version}"
+        windows = self.pending_windows(model_name, model_version)
+        if not windows:
+            return [], "no complete new window"
+        run_ids = []
+        for start, end in windows:
+            run_id, report = check_window(self.store, model_name=model_name, model_version=model_version,
+                                          reference_name=reference, start=start, end=end,
+                                          signals=self.signals)
+            log.info("drift run %s for %s %s [%s, %s): drifted=%s", run_id, model_name, model_version,
+                     start, end, report.drifted)
+            self._save_health(model_name, model_version, start, end, run_id)
+            run_ids.append(run_id)
+        return run_ids, None
+
+    def _save_health(self, model_name: str, model_version: str, start: datetime, end: datetime,
+                     run_id: str) -> None:
+        try:
+            from monitor.opshealth import health_window, save_health
+        except ImportError:
+            return
+        try:
+            summary = health_window(self.store, model_name=model_name, model_version=model_version,
+                                    start=start, end=end)
+            save_health(self.store, summary, run_id=run_id)
+        except Exception:  # health is evidence, not a reason to lose the drift run
+            log.exception("health window for run %s failed", run_id)
+
+    # -- policy ----------------------------------------------------------------------------
+    def history_for(self, run_id: str) -> History:
+        """The windows (oldest first) and past firings the policy needs to judge ``run_id``."""
+        run = self.store.fetch_dicts("ops_run", {"run_id": run_id})
+        if not run:
+            raise LookupError(f"no drift run {run_id}")
+        model_name, version = run[0]["model_name"], run[0]["model_version"]
+        rows = self.store.fetch_dicts("ops_run_history", {"model_name": model_name, "run_id": run_id,
+                                                          "n": self.policy.max_for})
+        now = self._clock()
+        vinfo = self.store.fetch_dicts("ops_model_version", {"model_name": model_name,
+                                                             "model_version": version})
+        keep: list[Window] = []
+        for row in rows:  # newest first; stop at a version change: consecutive windows of this version
+            if row["model_version"] != version:
+                break
+            health = self.store.fetch_dicts("ops_run_health", {"run_id": row["run_id"]})
+            keep.append(window_from_run(row, health=health[0] if health else None,
+                                        version=vinfo[0] if vinfo else None, now=now))
+        keep.reverse()
+        cooldown = max((r.cooldown for r in self.policy.rules), default=timedelta(0))
+        fired = [PastDecision(rule=str(d["rule"]), model_name=model_name, run_id=d["run_id"],
+                              created_at=d["created_at"])
+                 for d in self.store.fetch_dicts("ops_recent_decisions", {
+                     "model_name": model_name, "since": now - cooldown, "run_id": run_id})]
+        return History(windows=keep, fired=fired)
+
+    def evaluate_run(self, run_id: str) -> tuple[list[Decision], list[ActionRecord]]:
+        """Judge one drift run with the policy, store every decision, run fired actions once."""
+        from monitor.drift.references import load_reference
+
+        now = self._clock()
+        history = self.history_for(run_id)
+        decisions = [d for d in evaluate(self.policy, history, now=now) if d.run_id == run_id]
+        run = self.store.fetch_dicts("ops_run", {"run_id": run_id})[0]
+        store = self.store
+
+        def window() -> pa.Table:
+            return store.read_window(run["model_name"], model_version=run["model_version"],
+                                     start=run["window_start"], end=run["window_end"])
+
+        def reference() -> pa.Table:
+            return load_reference(store, run["reference_name"])
+
+        records: list[ActionRecord] = []
+        for d in decisions:
+            record_decision(self.store, d)
+            log.info("policy: rule %s %s for %s (run %s)", d.rule, d.outcome, d.model_name, run_id)
+            records.extend(run_decision_actions(self.store, self.settings, self.policy, d,
+                                                dry_run=self.settings.dry_run, now=now, window=window,
+                                                reference=reference if run["reference_name"] else None))
+        return decisions, records
+
+    # -- reports and retention -------------------------------------------------------------
+    def render_reports(self) -> str:
+        """Render missing run reports, timelines and the index; return the index path."""
+        from reports.render import render_all
+
+        return str(render_all(self.store, self.settings.reports_dir))
+
+    def apply_retention(self) -> dict[str, Any]:
+        """Export records older than ``retention_days`` to Parquet, then delete them."""
+        cutoff = self._clock() - timedelta(days=self.settings.retention_days)
+        exported = self.store.export_parquet(self.settings.export_dir, end=cutoff)
+        if exported:
+            self.store.delete_before(cutoff)
+        log.info("retention: exported and deleted %d records older than %s", exported, cutoff)
+        return {"exported": exported, "cutoff": cutoff.isoformat()}
+
+    # -- background scheduling -------------------------------------------------------------
+    def _scheduled_cycle(self) -> None:
+        try:
+            result = self.run_cycle(reports=False)
+            log.info("drift cycle: %d runs, %d decisions", len(result.drift_runs), len(result.decisions))
+        except Exception:  # listing models failed (store closing?); the next tick tries again
+            log.exception("drift cycle failed")
+
+    def start(self) -> None:
+        """Start the background jobs (idempotent)."""
+        if self._sched is not None:
+            return
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        sched = BackgroundScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": int(self.misfire_grace_s)})
+        now = datetime.now(UTC)
+        sched.add_job(self._scheduled_cycle, "interval", seconds=self.settings.drift_interval_s,
+                      id="drift_check", name="drift_check", next_run_time=now + timedelta(seconds=1))
+        sched.add_job(FunctionJob(self.store, "render_reports", self.render_reports), "interval",
+                      seconds=self.reports_interval_s, id="render_reports", name="render_reports",
+                      next_run_time=now + timedelta(seconds=min(30.0, self.reports_interval_s)))
+        sched.add_job(FunctionJob(self.store, "retention", self.apply_retention), "interval",
+                      seconds=self.retention_interval_s, id="retention", name="retention",
+                      next_run_time=now + timedelta(seconds=60))
+        sched.start()
+        self._sched = sched
+        log.info("scheduler started: drift every %.0fs, reports every %.0fs, retention every %.0fs",
+                 self.settings.drift_interval_s, self.reports_interval_s, self.retention_interval_s)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the background jobs; with ``wait``, let running ones finish (idempotent)."""
+        sched, self._sched = self._sched, None
+        if sched is not None:
+            sched.shutdown(wait=wait)
+            log.info("scheduler stopped")
+
+    @property
+    def running(self) -> bool:
+        """Whether the background scheduler is running."""
+        return self._sched is not None
+
+    def jobs(self) -> list[str]:
+        """Ids of the scheduled jobs."""
+        return [j.id for j in self._sched.get_jobs()] if self._sched is not None else []
