@@ -22,7 +22,7 @@ TEXTS = ["the battery is great", "awful service and bad food", "this movie was n
          "zzzz qqqq unknownword", "good " * 100]
 
 
-PRE = Preprocessing(max_length=32, labels=["label_0", "label_1"])
+PRE = Preprocessing(max_length=32, labels=("label_0", "label_1"))
 
 
 def _text_only(i: int, text: str, version: str = "v1") -> dict[str, Any]:

@@ -53,7 +53,9 @@ def test_errors_and_heartbeats(store: Store) -> None:
         pytest.skip("migration 002 (serving_errors, collector_heartbeats) not present yet")
     from monitor import health  # type: ignore[attr-defined]
 
-    ts = lambda s: (T0 + timedelta(seconds=s)).isoformat()  # noqa: E731
+    def ts(seconds: int) -> str:
+        return (T0 + timedelta(seconds=seconds)).isoformat()
+
     health.insert_serving_errors(store, [
         {"ts": ts(5), "model_name": "m", "model_version": "v1", "kind": "tokenizer", "message": "bad"},
         {"ts": ts(6), "model_name": "m", "model_version": "v1", "kind": "model", "message": "oom"},
