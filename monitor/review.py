@@ -1,0 +1,138 @@
+"""The review queue round trip: export rows for labelling, import the labels back.
+
+:func:`export_queue` writes queued rows (by default the ``pending`` ones) as CSV or JSON Lines
+(chosen by the file suffix) with what a labeller needs — text (when it was logged), predicted
+label, confidence, why the row was picked — and an empty ``label`` column. :func:`import_labels`
+reads such a file back: rows with a non-empty ``label`` become delayed ground truth in
+``labels`` (:meth:`monitor.store.Store.insert_labels`) and their queue rows turn ``labeled``;
+rows left blank are skipped. Importing the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from monitor.errors import ConfigError
+from monitor.store import Store
+
+__all__ = ["EXPORT_COLUMNS", "ImportResult", "export_queue", "import_labels"]
+
+EXPORT_COLUMNS = ("event_id", "model_name", "model_version", "run_id", "reason", "score", "status",
+                  "predicted_label", "confidence", "text", "text_sha256", "source", "label")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import did: labels stored, blank rows skipped."""
+
+    labeled: int
+    skipped: int
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    raise ConfigError(f"{path}: use a .csv or .jsonl file for the review queue")
+
+
+def export_queue(store: Store, path: str | Path, *, model_name: str | None = None,
+                 status: str | None = "pending") -> int:
+    """Write the queue's rows (optionally one model / status; ``None`` = all) to ``path``."""
+    out = Path(path)
+    fmt = _format(out)
+    rows = store.fetch_dicts("ops_review_export", {"model_name": model_name, "status": status})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with out.open("w", encoding="utf-8", newline="") as fh:
+            if fmt == "csv":
+                writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                for r in rows:
+                    writer.writerow({k: "" if r.get(k) is None else r[k] for k in EXPORT_COLUMNS})
+            else:
+                for r in rows:
+                    fh.write(json.dumps({k: r.get(k) for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the review export: {exc}") from exc
+    return len(rows)
+
+
+def _read(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs of a CSV (header on line 1) or JSON Lines file."""
+    fmt = _format(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    if fmt == "csv":
+        reader = csv.DictReader(text.splitlines())
+        header = reader.fieldnames or []
+        if "event_id" not in header or "label" not in header:
+            raise ConfigError(f"{path}:1: the header needs 'event_id' and 'label' columns")
+        return [(reader.line_num, dict(row)) for row in reader]
+    rows = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{i}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{path}:{i}: expected a JSON object")
+        rows.append((i, obj))
+    return rows
+
+
+def import_labels(store: Store, path: str | Path, *, source: str = "review") -> ImportResult:
+    """Store the labels filled in an exported review file (see module docstring).
+
+    Every row is checked before anything is written: a missing ``event_id``, a label that is
+    not a string, or an event id that is not a stored prediction fails the whole import with
+    :class:`ConfigError` naming the file and line.
+    """
+    p = Path(path)
+    rows = _read(p)
+    picked: list[tuple[int, str, str]] = []
+    problems: list[str] = []
+    skipped = 0
+    for line, row in rows:
+        eid, label = row.get("event_id"), row.get("label")
+        if not isinstance(eid, str) or not eid.strip():
+            problems.append(f"{p}:{line}: field 'event_id': required string is missing")
+            continue
+        if label is None or (isinstance(label, str) and not label.strip()):
+            skipped += 1
+            continue
+        if not isinstance(label, str):
+            problems.append(f"{p}:{line}: field 'label': expected a string, got {type(label).__name__}")
+            continue
+        picked.append((line, eid.strip(), label.strip()))
+    if picked:
+        known = {r[0] for r in store.execute("ops_review_known", {"ids": [eid for _, eid, _ in picked]})}
+        problems.extend(f"{p}:{line}: field 'event_id': no stored prediction '{eid}'"
+                        for line, eid, _ in picked if eid not in known)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    if not picked:
+        return ImportResult(0, skipped)
+    now = datetime.now(UTC)
+    store.insert_labels([{"event_id": eid, "label": label, "labeled_at": now, "source": source}
+                         for _, eid, label in picked], source=str(p))
+    table = pa.table({"event_id": pa.array([eid for _, eid, _ in picked], pa.string()),
+                      "label": pa.array([label for _, _, label in picked], pa.string()),
+                      "labeled_at": pa.array([now] * len(picked), pa.timestamp("us", tz="UTC"))})
+    with store.transaction(), store.registered("_labeled", table):
+        store.execute("ops_review_mark_labeled")
+    return ImportResult(len(picked), skipped)
