@@ -379,7 +379,7 @@ def parse_policy(text: str, *, origin: str = "<policy>") -> Policy:
     if not isinstance(data, dict):
         raise PolicyError(f"{origin}:1: expected a mapping with a 'rules' list at the top level")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         msgs = []
         errors = exc.errors()
@@ -390,9 +390,27 @@ def parse_policy(text: str, *, origin: str = "<policy>") -> Policy:
                 continue  # a container's follow-up error ("too short") after an item failed
             lineno = _line_of(node, loc)
             where = f"{origin}:{lineno}" if lineno else origin
-            msgs.append(f"{where}: {_dotted(loc) or '(top level)'}: {err['msg']}")
+            msgs.append(f"{where}: {_dotted(node, loc) or '(top level)'}: {err['msg']}")
         more = f" (and {len(msgs) - 1} more: {'; '.join(msgs[1:4])})" if len(msgs) > 1 else ""
         raise PolicyError(msgs[0] + more) from exc
+    _check_action_params(policy, node, origin)
+    return policy
+
+
+def _check_action_params(policy: Policy, node: yaml.Node | None, origin: str) -> None:
+    """Validate each action's merged parameters with the action's own model."""
+    from monitor.actions import action_class
+
+    for i, rule in enumerate(policy.rules):
+        for j, spec in enumerate(rule.actions):
+            try:
+                action_class(spec.kind).Params.model_validate(policy.action_params(spec))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ("rules", i, "actions", j)
+                field = ".".join(str(p) for p in err["loc"])
+                raise PolicyError(f"{origin}:{_line_of(node, loc)}: {_dotted(node, loc)} ({spec.kind}) "
+                                  f"parameter '{field}': {err['msg']}") from exc
 
 
 def _walk(node: yaml.Node | None, loc: tuple[Any, ...]) -> list[tuple[yaml.Node, Any]]:
@@ -422,10 +440,10 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return path[-1][0].start_mark.line + 1 if path else None
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
+def _dotted(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
     """``rules[0].when.all[1].p_value.lt`` from a pydantic location (union tags dropped)."""
     out = ""
-    names = _field_names()
+    names = _field_names() | {k for _, k in _walk(root, loc) if isinstance(k, str)}
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
