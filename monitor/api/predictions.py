@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import parse_json, read_body, surrogate_errors, take_batch
 from monitor.api.errors import ApiError
+from monitor.api.records import fast_table
 from monitor.api.state import AppState, StateDep
 from monitor.errors import RecordError, SchemaError, StoreError
 
@@ -59,8 +60,9 @@ def ingest(state: AppState, body: bytes) -> dict[str, int]:
         state.metrics.rejected.inc(len(records))
         raise ApiError(422, f"{len(problems)} problem(s) in the batch; nothing was written",
                        sorted(problems, key=lambda e: e.row)[:100])
+    table = fast_table(records)  # None: take the record-by-record path (it names rows and fields)
     try:
-        result = store.insert_predictions(records)
+        result = store.insert_predictions(table if table is not None else records)
     except SchemaError as exc:
         state.metrics.rejected.inc(len(records))
         raise ApiError(422, f"invalid records; nothing was written: {exc}", exc.errors) from exc

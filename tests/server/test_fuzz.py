@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from collectors.schema import records_to_table, validate_table
+from monitor.api.records import fast_table
+from monitor.errors import SchemaError
 from monitor.server import create_app
 from tests.server.helpers import AUTH, record, settings_for
 
@@ -103,3 +106,30 @@ def test_labels_fuzz(client: TestClient) -> None:
         item[rng.choice(["event_id", "label", "labeled_at", "source", "extra"])] = rng.choice(NASTY)
         r = client.post("/v1/labels", content=_dump({"labels": [item]}), headers=AUTH)
         assert r.status_code in (202, 400, 413, 422), (item, r.status_code, r.text[:300])
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()[0].to_pylist()
+    except SchemaError as exc:
+        return sorted((e.row, e.field) for e in exc.errors)
+    except Exception as exc:  # the slow path's own conversion failures
+        return type(exc).__name__
+
+
+def test_fast_path_accepts_exactly_what_the_record_validator_accepts() -> None:
+    rng = random.Random(99)
+    taken = 0
+    for case in range(400):
+        batch = [record(i, prefix=f"p{case}", dim=rng.choice([None, 3])) for i in range(rng.randint(1, 4))]
+        payload = _mutate(rng, batch) if case % 4 else {"records": batch}
+        records = payload.get("records") if isinstance(payload, dict) else None
+        if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+            continue
+        table = fast_table(records)
+        if table is None:
+            continue
+        taken += 1
+        slow = _outcome(lambda r=records: records_to_table(r))
+        assert _outcome(lambda t=table: validate_table(t)) == slow, case
+    assert taken > 150  # the fast path is really exercised, on good and on bad values
