@@ -329,13 +329,17 @@ def param_groups(model: Any, lrs: Mapping[str, float], weight_decay: float) -> l
 
 
 def warmup_decay(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up over ``ceil(ratio*total)`` steps, then linear decay to 0."""
+    """LR multiplier: linear warm-up over ``ceil(ratio*total)`` steps, then linear decay towards 0.
+
+    Step ``warmup - 1`` reaches the peak; the decay then falls by equal steps
+    so that the step after the last one would be at zero.
+    """
     warmup = max(1, math.ceil(warmup_ratio * total_steps)) if warmup_ratio > 0 else 0
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return max(0.0, (total_steps - step) / (total_steps - warmup + 1))
 
     return factor
 

@@ -1,0 +1,199 @@
+"""Trainer: unfreezing schedule, optimizer groups, per-phase schedules, early stopping, devices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.errors import RetrainError
+from monitor.retrain import trainer as tr
+from monitor.retrain.trainer import TrainConfig, train
+from tests.conftest import make_tiny_bert
+from tests.retrain.helpers import sentences
+
+LABELS = ["label_0", "label_1"]
+
+
+def _load(path: Path) -> Any:
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(str(path))
+
+
+def _trainable(model: Any) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_each_phase_unfreezes_exactly_the_next_k_layers_from_the_top(tmp_path: Path) -> None:
+    model = _load(make_tiny_bert(tmp_path / "m", layers=4))
+    names = [n for n, _ in model.named_parameters()]
+    head = {n for n in names if n.startswith(("classifier.", "bert.pooler."))}
+    layer = {i: {n for n in names if n.startswith(f"bert.encoder.layer.{i}.")} for i in range(4)}
+    emb = {n for n in names if n.startswith("bert.embeddings.")}
+    assert head and emb and all(layer.values())
+    expected = [head, head | layer[3] | layer[2], head | layer[3] | layer[2] | layer[1] | layer[0],
+                head | layer[3] | layer[2] | layer[1] | layer[0] | emb]
+    for phase, want in enumerate(expected):
+        units = tr.phase_units("gradual", phase, 4, 2)
+        n = tr.set_trainable(model, units)
+        assert _trainable(model) == want, phase
+        assert n == len(want)
+    tr.set_trainable(model, tr.phase_units("head", 3, 4, 2))
+    assert _trainable(model) == head
+    tr.set_trainable(model, tr.phase_units("full", 0, 4, 2))
+    assert _trainable(model) == set(names)
+
+
+def test_param_groups_carry_layer_wise_lrs_and_the_no_decay_split(tmp_path: Path) -> None:
+    model = _load(make_tiny_bert(tmp_path / "m", layers=3))
+    tr.set_trainable(model, tr.phase_units("full", 0, 3, 1))
+    lrs = tr.layer_lrs(3, 1e-3, 0.9)
+    groups = tr.param_groups(model, lrs, weight_decay=0.01)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["head/decay"]["lr"] == pytest.approx(1e-3)
+    for i in range(3):
+        assert by_name[f"layer.{i}/decay"]["lr"] == pytest.approx(1e-3 * 0.9 ** (3 - i))
+        assert by_name[f"layer.{i}/no_decay"]["lr"] == pytest.approx(1e-3 * 0.9 ** (3 - i))
+    assert by_name["embeddings/decay"]["lr"] == pytest.approx(1e-3 * 0.9**4)
+    ordered = sorted(groups, key=lambda g: g["lr"])
+    assert ordered[0]["name"].startswith("embeddings") and ordered[-1]["name"].startswith("head")
+    for g in groups:
+        no_decay = g["name"].endswith("/no_decay")
+        assert g["weight_decay"] == (0.0 if no_decay else 0.01)
+        for n in g["param_names"]:
+            assert (n.endswith(".bias") or "LayerNorm" in n) == no_decay, n
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert len(seen) == len(set(seen)) == sum(1 for _ in model.parameters())
+    # frozen parameters are not handed to the optimizer
+    tr.set_trainable(model, ("head",))
+    assert {g["name"] for g in tr.param_groups(model, lrs, 0.01)} == {"head/decay", "head/no_decay"}
+
+
+def test_warmup_decay_known_values() -> None:
+    f = tr.warmup_decay(10, 0.3)
+    assert [round(f(s), 4) for s in range(10)] == [0.3333, 0.6667, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375,
+                                                  0.25, 0.125]
+
+
+def test_scheduler_restarts_with_a_fresh_warmup_in_every_phase(tmp_path: Path) -> None:
+    src = make_tiny_bert(tmp_path / "m")
+    cfg = TrainConfig(phases=3, layers_per_phase=1, max_steps=30, lr=1e-3, warmup_ratio=0.3,
+                      eval_every=100, progress=False)
+    res = train(src, sentences(64, seed=1, labels=("label_0", "label_1")),
+                sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    assert res.phase_starts == (0, 10, 20)
+    f = tr.warmup_decay(10, 0.3)
+    expected = [1e-3 * f(s) for s in range(10)] * 3
+    assert res.lr_history == pytest.approx(expected)
+    assert [p.units for p in res.phases] == [("head",), ("head", "layer.1"), ("head", "layer.1", "layer.0")]
+
+
+def test_early_stopping_restores_the_best_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    scripted = iter([0.40, 0.55, 0.90, 0.60, 0.50, 0.45, 0.42, 0.41, 0.40, 0.39, 0.38])
+    states: list[dict[str, Any]] = []
+
+    def fake_eval(self: Any) -> tuple[float, float]:
+        states.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return 1.0, next(scripted)
+
+    monkeypatch.setattr(tr._Evaluator, "__call__", fake_eval)
+    src = make_tiny_bert(tmp_path / "m")
+    cfg = TrainConfig(strategy="full", max_steps=20, eval_every=2, patience=2, lr=1e-2, progress=False)
+    res = train(src, sentences(64, seed=1, labels=("label_0", "label_1")),
+                sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg,
+                out_dir=tmp_path / "out")
+    # evaluations at steps 0, 2, 4, 6, 8: best 0.90 at step 4; two worse ones stop the (only) phase
+    assert res.best_val_macro_f1 == pytest.approx(0.90) and res.best_step == 4
+    assert res.steps == 8 and res.phases[0].stopped_early
+    saved = _load(tmp_path / "out").state_dict()
+    best = states[2]
+    assert all(torch.equal(saved[k], best[k]) for k in best)
+    assert not all(torch.equal(saved[k], states[-1][k]) for k in best)
+
+
+def test_patience_ends_a_phase_not_the_whole_gradual_run(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tr._Evaluator, "__call__", lambda self: (1.0, 0.5))
+    src = make_tiny_bert(tmp_path / "m")
+    cfg = TrainConfig(phases=3, layers_per_phase=1, max_steps=30, eval_every=1, patience=1, progress=False)
+    res = train(src, sentences(32, seed=1, labels=("label_0", "label_1")),
+                sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    assert [p.steps for p in res.phases] == [2, 2, 2]
+    assert all(p.stopped_early for p in res.phases)
+    assert res.best_step == 0
+
+
+def test_training_learns_and_logs_at_a_fixed_cadence(tmp_path: Path) -> None:
+    from monitor.store import Store
+
+    src = make_tiny_bert(tmp_path / "m")
+    store = Store(":memory:")
+    cfg = TrainConfig(max_steps=60, lr=1e-2, eval_every=20, log_every=5, progress=False, seed=0)
+    res = train(src, sentences(200, seed=1, labels=("label_0", "label_1")),
+                sentences(60, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg,
+                out_dir=tmp_path / "out", log_sink=tr.store_log_sink(store, "run1", "m"))
+    assert res.best_val_macro_f1 >= 0.9 > res.initial_val_macro_f1
+    rows = store.fetch_dicts("retrain_training_logs", {"train_run_id": "run1"})
+    assert [r["step"] for r in rows] == [0, *range(5, 61, 5)]
+    evals = [r["step"] for r in rows if r["val_macro_f1"] is not None]
+    assert evals == [0, 20, 40, 60]
+    for r in rows[1:]:
+        assert r["train_loss"] > 0 and r["grad_norm"] >= 0 and r["lr"] > 0
+    assert {r["phase"] for r in rows} == {0, 1, 2}
+    cfg_json = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg_json["id2label"] == {"0": "label_0", "1": "label_1"}
+
+
+def test_initial_fine_tune_from_a_bare_encoder_gets_a_fresh_head(tmp_path: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    src = make_tiny_bert(tmp_path / "cls")
+    base = tmp_path / "base"
+    AutoModel.from_pretrained(str(src)).save_pretrained(str(base))
+    AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(base))
+    cfg = TrainConfig(strategy="full", max_steps=40, lr=3e-3, eval_every=20, progress=False)
+    res = train(base, sentences(200, seed=1), sentences(40, seed=2), labels=["neg", "pos"], config=cfg,
+                out_dir=tmp_path / "out")
+    assert res.best_val_macro_f1 >= 0.9
+    model = _load(tmp_path / "out")
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_device_and_precision_selection() -> None:
+    assert tr.resolve_device(None, cuda_available=False) == "cpu"
+    assert tr.resolve_device("auto", cuda_available=True) == "cuda"
+    assert tr.resolve_device("cuda:1", cuda_available=True) == "cuda:1"
+    assert tr.resolve_device("cuda", cuda_available=False) == "cpu"
+    with pytest.raises(RetrainError):
+        tr.resolve_device("tpu", cuda_available=False)
+    assert tr.select_precision("cpu") == tr.Precision("cpu", None, False)
+    assert tr.select_precision("cuda", bf16_supported=True) == tr.Precision("cuda", "bfloat16", False)
+    fp16 = tr.select_precision("cuda:0", bf16_supported=False)
+    assert fp16 == tr.Precision("cuda", "float16", True) and fp16.name == "fp16"
+    assert tr.select_precision("cuda", amp=False, bf16_supported=True).name == "fp32"
+
+
+def test_cuda_request_falls_back_to_cpu_fp32(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the fallback path is not taken")
+    src = make_tiny_bert(tmp_path / "m")
+    cfg = TrainConfig(strategy="head", max_steps=3, device="cuda", progress=False)
+    res = train(src, sentences(16, seed=1, labels=("label_0", "label_1")),
+                sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    assert (res.device, res.precision) == ("cpu", "fp32")
+
+
+def test_bad_input_is_refused(tmp_path: Path) -> None:
+    src = make_tiny_bert(tmp_path / "m")
+    with pytest.raises(RetrainError, match="not among the model's labels"):
+        train(src, sentences(8, seed=1), sentences(4, seed=2), labels=LABELS,
+              config=TrainConfig(max_steps=3, progress=False))
+    with pytest.raises(RetrainError):
+        TrainConfig(strategy="bogus")  # type: ignore[arg-type]
