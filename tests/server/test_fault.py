@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from monitor.queries import load_migrations
 from monitor.store import Store
-from tests.server.helpers import AUTH, record, subprocess_sidecar
+from tests.server.helpers import AUTH, TOKEN, free_port, record, subprocess_sidecar
 
 CLIENTS = 3
 BATCH = 200
@@ -87,3 +88,42 @@ def test_sigkill_during_ingest_loses_no_accepted_record(tmp_path: Path) -> None:
     assert dup_total == len(stored - acked)  # exactly what was committed without a 202
     print(f"\nfault: {len(acked)} acknowledged before SIGKILL, {len(stored - acked)} committed "
           f"without an answer, {len(pending)} re-sent from the spool, {len(ids)} stored once each")
+
+
+def test_collector_spool_delivers_what_the_killed_sidecar_never_acknowledged(tmp_path: Path) -> None:
+    sinks = pytest.importorskip("collectors.sinks")
+    db = tmp_path / "spool.duckdb"
+    port = free_port()
+    sink = sinks.HttpSink(f"http://127.0.0.1:{port}", TOKEN, spool_dir=tmp_path / "collector-spool",
+                          timeout_s=5.0, max_backoff_s=0.2)
+    sent_ids: list[str] = []
+    with subprocess_sidecar(db, tmp_path, port=port) as (proc, _):
+        b = 0
+        while sink.sent < 3_000:
+            batch = [record(b * BATCH + i, prefix="s", dim=8) for i in range(BATCH)]
+            sink.send(batch)
+            sent_ids.extend(str(x["event_id"]) for x in batch)
+            b += 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        for _ in range(5):  # the sidecar is down: these go to the collector's disk spool
+            batch = [record(b * BATCH + i, prefix="s", dim=8) for i in range(BATCH)]
+            sink.send(batch)
+            sent_ids.extend(str(x["event_id"]) for x in batch)
+            b += 1
+            time.sleep(0.25)
+    assert sink.spooled >= 5 * BATCH
+    with Store(db) as store:
+        assert store.migrate() == []
+        assert store.count_predictions() == sink.sent
+    with subprocess_sidecar(db, tmp_path, port=port):
+        deadline = time.monotonic() + 60
+        while sink.spooled and time.monotonic() < deadline:
+            sink.tick()
+            time.sleep(0.1)
+    sink.close()
+    assert sink.spooled == 0 and sink.rejected == 0
+    with Store(db) as store:
+        ids = [r[0] for r in store.fetchall_sql("SELECT event_id FROM predictions")]
+    assert len(ids) == len(set(ids)) == len(set(sent_ids)) == len(sent_ids)
+    assert set(ids) == set(sent_ids)
