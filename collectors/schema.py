@@ -34,6 +34,7 @@ __all__ = [
     "OPTIONAL_FIELDS",
     "RECORD_FIELDS",
     "REQUIRED_FIELDS",
+    "columnar_table",
     "records_to_table",
     "validate_table",
 ]
@@ -383,3 +384,59 @@ def _dimension_problems(
                  f"dimension {int(lens[i])} differs from {dim} for model {key[0]} version {key[1]}")
             )
     return out
+
+
+def _vector_column(values: list[Any], typ: pa.DataType) -> pa.Array:
+    """A list<float32> column; equal-length numpy vectors are stacked in one copy."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, np.ndarray) and v.ndim == 1 for v in present):
+        dims = {v.shape[0] for v in present}
+        if len(dims) == 1 and (dim := dims.pop()) > 0:
+            dense = np.zeros((len(values), dim), dtype=np.float32)
+            mask = np.zeros(len(values), dtype=bool)
+            for i, v in enumerate(values):
+                if v is None:
+                    mask[i] = True
+                else:
+                    dense[i] = v
+            flat = pa.FixedSizeListArray.from_arrays(pa.array(dense.ravel()), dim)
+            out = flat.cast(typ)
+            if mask.any():
+                out = pc.if_else(pa.array(mask), pa.nulls(len(values), typ), out)
+            return out
+    return pa.array([v.tolist() if isinstance(v, np.ndarray) else v for v in values], type=typ)
+
+
+def columnar_table(records: Sequence[Mapping[str, Any]]) -> pa.Table | None:
+    """Records built column-wise by Arrow (numpy vectors stacked), or ``None`` when a record has
+    an unknown or missing required key or a value Arrow refuses.
+
+    The fast path for records the collectors produce: value checks (ranges, NaN,
+    dimensions) are left to :func:`validate_table`; use :func:`records_to_table` when
+    ``None`` comes back, for per-row, per-field errors.
+    """
+    allowed, required = set(RECORD_FIELDS), set(REQUIRED_FIELDS)
+    for rec in records:
+        keys = rec.keys()
+        if not keys <= allowed or not keys >= required:
+            return None
+    try:
+        arrays: list[pa.Array] = []
+        for f in ARROW_SCHEMA:
+            values = [r.get(f.name) for r in records]
+            if f.name in ("probs", "embedding"):
+                arrays.append(_vector_column(values, f.type))
+            elif f.name == "ts":
+                arrays.append(pa.array([None if v is None else _parse_ts(v) for v in values], type=f.type))
+            elif f.name in _STRING_FIELDS or f.name in _OPTIONAL_STRINGS:
+                if any(v is not None and type(v) is not str for v in values):
+                    return None
+                arrays.append(pa.array(values, type=f.type))
+            else:
+                if any(isinstance(v, bool | np.bool_) != (f.name == "truncated") for v in values
+                       if v is not None):
+                    return None
+                arrays.append(pa.array(values, type=f.type))
+        return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None

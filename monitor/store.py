@@ -217,15 +217,36 @@ class Store:
                     embedding_dims=dims,
                 )
             n_valid = table.num_rows
+            if n_valid == 0:
+                return IngestResult(0, 0, tuple(rejected))
             table = _dedupe_ids(table)
             new_dims = _new_dims(table, dims)
-            with self.transaction():
-                with self.registered("_batch", table):
-                    inserted = _count(self.execute("insert_predictions"))
+            span = pc.min_max(table["ts"]).as_py()
+            try:
+                inserted = self._insert_batch(table, new_dims, "insert_predictions",
+                                              {"ts_min": span["min"], "ts_max": span["max"]})
+            except _KeyConflict:
+                # A re-sent event_id with a different ts slipped past the ts-bounded anti-join:
+                # the PRIMARY KEY refused the whole batch; redo it on the slow, exact path.
+                inserted = self._insert_batch(table, new_dims, "predictions_insert_or_ignore", None)
+        return IngestResult(inserted, n_valid - inserted, tuple(rejected))
+
+    def _insert_batch(
+        self, table: pa.Table, new_dims: pa.Table, query: str, params: Mapping[str, Any] | None
+    ) -> int:
+        """Insert a validated, in-batch-unique batch and new embedding dims in one transaction."""
+        try:
+            with self.transaction(), self.registered("_batch", table):
+                cur = self._con.execute(self.sql(query), dict(params or {}))
+                inserted = _count(cur.fetchall())
                 if new_dims.num_rows:
                     with self.registered("_dims", new_dims):
                         self.execute("record_embedding_dims")
-        return IngestResult(inserted, n_valid - inserted, tuple(rejected))
+        except duckdb.ConstraintException as exc:
+            raise _KeyConflict(str(exc)) from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"insert into predictions failed: {exc}") from exc
+        return inserted
 
     def insert_labels(
         self, labels: Sequence[Mapping[str, Any]], *, source: str | None = None
@@ -332,6 +353,10 @@ class Store:
         """Delete prediction records older than ``end``."""
         with self.transaction():
             self.execute("delete_window", {"model_name": model_name, "end": end})
+
+
+class _KeyConflict(Exception):
+    """The fast insert path hit the predictions PRIMARY KEY (nothing was written)."""
 
 
 def _count(rows: list[tuple[Any, ...]]) -> int:

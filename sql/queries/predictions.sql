@@ -1,5 +1,18 @@
 -- name: insert_predictions
--- Insert the registered Arrow batch `_batch`; rows whose event_id exists are ignored.
+-- Insert the registered Arrow batch `_batch` (event_ids unique within it), skipping ids already
+-- stored with a ts in [$ts_min, $ts_max]; the fast path (the PRIMARY KEY still guards the rest).
+INSERT INTO predictions (
+    event_id, ts, model_name, model_version, predicted_label, confidence, probs, embedding,
+    n_tokens, n_unk, truncated, n_chars, latency_ms, text, text_sha256, source, label
+)
+SELECT event_id, ts, model_name, model_version, predicted_label, confidence, probs, embedding,
+       n_tokens, n_unk, truncated, n_chars, latency_ms, text, text_sha256, source, label
+FROM _batch
+WHERE event_id NOT IN (SELECT event_id FROM predictions WHERE ts >= $ts_min AND ts <= $ts_max);
+
+-- name: predictions_insert_or_ignore
+-- Insert the registered Arrow batch `_batch`, ignoring every event_id already stored (slow path,
+-- used when a re-sent event_id carries a different ts).
 INSERT OR IGNORE INTO predictions (
     event_id, ts, model_name, model_version, predicted_label, confidence, probs, embedding,
     n_tokens, n_unk, truncated, n_chars, latency_ms, text, text_sha256, source, label
@@ -68,3 +81,8 @@ WHERE ($model_name IS NULL OR model_name = $model_name) AND ts < $end;
 -- Models and versions with their record counts and time range.
 SELECT model_name, model_version, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
 FROM predictions GROUP BY ALL ORDER BY model_name, model_version;
+
+-- name: predictions_count_model
+-- Number of stored prediction records of one model (optionally one version).
+SELECT count(*) FROM predictions
+WHERE model_name = $model_name AND ($model_version IS NULL OR model_version = $model_version);
