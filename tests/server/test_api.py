@@ -214,3 +214,43 @@ def test_open_without_token_when_none_is_set(tmp_path: Path) -> None:
 def test_query_parameter_errors_are_422_not_500(client: TestClient) -> None:
     r = client.get("/v1/drift", params={"model_name": ["a", "b"]}, headers=AUTH)
     assert r.status_code in (200, 422)
+
+
+def test_collector_telemetry_is_stored_and_exported(client: TestClient) -> None:
+    errors = [{"ts": "2026-01-01T00:00:05Z", "model_name": "m", "model_version": "v1", "kind": "tokenizer",
+               "message": "cannot tokenize"},
+              {"ts": "2026-01-01T00:00:06Z", "model_name": "m", "model_version": "v1", "kind": "model",
+               "message": "CUDA OOM", "source": "web"}]
+    r = client.post("/v1/errors", json={"errors": errors}, headers=AUTH)
+    assert r.status_code == 202 and r.json() == {"accepted": 2}
+    beat = {"collector_id": "c1", "ts": "2026-01-01T00:00:10Z", "model_name": "m", "model_version": "v1",
+            "queue_depth": 12, "queue_capacity": 10000, "dropped": 3, "sink_failures": 1, "spooled": 0,
+            "sent": 500}
+    assert client.post("/v1/heartbeat", json=beat, headers=AUTH).status_code == 202
+    assert client.post("/v1/heartbeat", json=beat, headers=AUTH).status_code == 202  # a resend is fine
+    bad = client.post("/v1/heartbeat", json={**beat, "dropped": -1}, headers=AUTH)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "dropped"
+    bad = client.post("/v1/errors", json={"errors": [{**errors[0], "kind": 5}]}, headers=AUTH)
+    assert bad.status_code == 422 and bad.json()["errors"][0] == {
+        "row": 0, "field": "kind", "message": "expected a string, got int"}
+    text = client.get("/metrics", headers=AUTH).text
+    assert 'shiftwatch_collector_dropped_total{collector="c1",model="m",version="v1"} 3.0' in text
+    assert 'shiftwatch_collector_queue_depth{collector="c1",model="m",version="v1"} 12.0' in text
+    assert 'shiftwatch_serving_errors_total{kind="tokenizer",model="m",version="v1"} 1.0' in text
+    assert "shiftwatch_heartbeats_received_total 2.0" in text
+
+
+def test_health_windows_appear_in_metrics(client: TestClient) -> None:
+    from datetime import timedelta
+
+    from monitor.opshealth import health_window, save_health
+    from tests.server.helpers import T0
+
+    store: Store = client.app.state.shiftwatch.store  # type: ignore[attr-defined]
+    store.insert_predictions([record(i) for i in range(100)])
+    save_health(store, health_window(store, model_name="m", model_version="v1", start=T0,
+                                     end=T0 + timedelta(seconds=100)), run_id="r1")
+    text = client.get("/metrics", headers=AUTH).text
+    assert 'shiftwatch_health_latency_ms{model="m",quantile="0.99",version="v1"} 99.01' in text
+    assert 'shiftwatch_health_throughput_per_second{model="m",version="v1"} 1.0' in text
+    assert "shiftwatch_metrics_scrape_errors_total 0.0" in text
