@@ -194,7 +194,7 @@ class Scheduler:
             for model_name, version in self.models():
                 check = FunctionJob(self.store, f"drift_check:{model_name}",
                                     partial(self.check_model, model_name, version),
-                                    expected_s=self.settings.drift_interval_s, clock=self._clock)
+                                    expected_s=self.settings.drift_interval_s)
                 jr = check()
                 jobs.append(jr)
                 if not jr.ok:
@@ -205,17 +205,16 @@ class Scheduler:
                 for run_id in new_runs:
                     runs.append(run_id)
                     ev = FunctionJob(self.store, f"evaluate_policy:{model_name}",
-                                     partial(self.evaluate_run, run_id), clock=self._clock)
+                                     partial(self.evaluate_run, run_id))
                     er = ev()
                     jobs.append(er)
                     if er.ok:
                         decisions.extend(er.result[0])
                         actions.extend(er.result[1])
             if reports:
-                jobs.append(FunctionJob(self.store, "render_reports", self.render_reports,
-                                        clock=self._clock)())
+                jobs.append(FunctionJob(self.store, "render_reports", self.render_reports)())
             if retention:
-                jobs.append(FunctionJob(self.store, "retention", self.apply_retention, clock=self._clock)())
+                jobs.append(FunctionJob(self.store, "retention", self.apply_retention)())
             return CycleResult(tuple(jobs), tuple(runs), tuple(decisions), tuple(actions), skipped)
 
     def models(self) -> list[tuple[str, str]]:

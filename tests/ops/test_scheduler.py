@@ -1,0 +1,264 @@
+"""The scheduler: one seeded loop drift → policy → actions end to end; failures do not stop it."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.actions.notify import NotifyAction
+from monitor.policy import Policy, load_policy, parse_policy
+from monitor.scheduler import Scheduler
+from monitor.settings import Settings
+from monitor.store import Store
+from tests.ops.conftest import T0, Receiver, make_records, seed_reference
+
+SHIFTED = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
+
+
+@pytest.fixture(autouse=True)
+def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NotifyAction, "sleep", staticmethod(lambda s: None))
+
+
+def settings_for(tmp_path: Path, **kw: Any) -> Settings:
+    return Settings(db_path=tmp_path / "ops.duckdb", reports_dir=tmp_path / "reports",
+                    export_dir=tmp_path / "export", registry_dir=tmp_path / "models",
+                    **{"window_size": 300, **kw})
+
+
+def default_with(receiver: Receiver) -> Policy:
+    policy = load_policy(None)
+    notify = {**policy.actions["notify"], "url": receiver.url, "backoff_s": 0.0}
+    return policy.model_copy(update={"actions": {**policy.actions, "notify": notify}})
+
+
+def count(store: Store, table: str) -> int:
+    return int(store.fetchall_sql(f"SELECT count(*) FROM {table}")[0][0])
+
+
+def test_seeded_loop_runs_drift_policy_and_actions_end_to_end(store: Store, tmp_path: Path,
+                                                             receiver: Receiver) -> None:
+    seed_reference(store)
+    sched = Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: T0)
+
+    # window 1: shifted embeddings, lower confidence, skewed classes
+    store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
+    first = sched.run_cycle(reports=False)
+    assert first.ok, first.to_dict()
+    assert [j.job for j in first.jobs] == ["drift_check:sentiment", "evaluate_policy:sentiment"]
+    (run1,) = first.drift_runs
+    drifted, n_current = store.fetchall_sql("SELECT drifted, n_current FROM drift_runs WHERE run_id = $r",
+                                            {"r": run1})[0]
+    assert drifted is True and n_current == 300
+    # one window is not enough for correlated evidence: embedding drift alone only notifies
+    assert [(d.rule, d.outcome) for d in first.decisions] == [("embedding-drift", "fired")]
+    assert [(a.kind, a.status) for a in first.actions] == [("notify", "ok")]
+    assert receiver.requests[0]["json"]["alert"]["rule"] == "embedding-drift"
+    assert receiver.requests[0]["json"]["alert"]["run_id"] == run1
+
+    # window 2: the shift persists → correlated evidence for two consecutive windows
+    store.insert_predictions(make_records(300, seed=3, start=T0 + timedelta(hours=1), **SHIFTED))
+    second = sched.run_cycle(reports=False)
+    (run2,) = second.drift_runs
+    outcomes = {d.rule: d.outcome for d in second.decisions}
+    assert outcomes == {"embedding-drift": "cooldown", "correlated-drift": "fired"}
+    acts = {a.kind: a for a in second.actions}
+    assert acts["notify"].status == "ok" and acts["review"].status == "ok"
+    assert acts["retrain"].status == "failed"  # no registered model: recorded, not raised
+    assert "no active version" in acts["retrain"].detail["error"]
+    assert [r["json"]["alert"]["rule"] for r in receiver.requests] == ["embedding-drift", "correlated-drift"]
+    evidence = receiver.requests[1]["json"]["alert"]["evidence"]
+    assert [w["run_id"] for w in evidence["windows"]] == [run1, run2]
+
+    queued = store.fetchall_sql("SELECT reason, count(*), min(run_id) FROM review_queue GROUP BY 1 ORDER BY 1")
+    assert queued == [("high_entropy", 20, run2), ("low_confidence", 20, run2), ("most_shifted", 20, run2)]
+    window_ids = {r[0] for r in store.fetchall_sql(
+        "SELECT event_id FROM predictions WHERE ts >= $s", {"s": T0 + timedelta(hours=1)})}
+    assert {r[0] for r in store.fetchall_sql("SELECT event_id FROM review_queue")} <= window_ids
+
+    assert count(store, "alerts") == 2
+    assert store.fetchall_sql("SELECT rule, outcome, run_id = $r2 FROM policy_decisions ORDER BY ALL",
+                              {"r2": run2}) == [("correlated-drift", "fired", True),
+                                                ("embedding-drift", "cooldown", True),
+                                                ("embedding-drift", "fired", False)]
+    assert store.fetchall_sql("SELECT DISTINCT status FROM job_runs") == [("ok",)]
+
+    # no new data: nothing to check; re-judging the same window repeats nothing
+    third = sched.run_cycle(reports=False)
+    assert third.drift_runs == () and third.skipped == {"sentiment": "no complete new window"}
+    decisions, records = sched.evaluate_run(run2)
+    assert {d.rule for d in decisions} == {"embedding-drift", "correlated-drift"}
+    assert all(r.reused for r in records if r.status == "ok")
+    assert len(receiver.requests) == 2 and count(store, "alerts") == 2 and count(store, "review_queue") == 60
+    assert count(store, "actions") == 4
+
+
+def test_a_failing_job_is_recorded_and_the_next_ones_still_run(store: Store, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_reference(store)
+    store.insert_predictions(make_records(300, seed=2, start=T0, model="aaa-broken"))
+    store.insert_predictions(make_records(300, seed=3, start=T0, **SHIFTED))
+    sched = Scheduler(settings_for(tmp_path), store, clock=lambda: T0,
+                      policy=parse_policy("rules:\n  - name: r\n    when: {all: [{signal: embedding, "
+                                          "drifted: true}]}\n"))
+    real = sched.check_model
+
+    def check(model_name: str, model_version: str) -> Any:
+        if model_name == "aaa-broken":
+            raise RuntimeError("disk on fire")
+        return real(model_name, model_version)
+
+    rendered: list[Path] = []
+    monkeypatch.setattr(sched, "check_model", check)
+    monkeypatch.setattr(sched, "render_reports", lambda: rendered.append(Path("index.html")) or "index.html")
+    result = sched.run_cycle(reports=True)
+    assert [(j.job, j.status) for j in result.jobs] == [
+        ("drift_check:aaa-broken", "failed"), ("drift_check:sentiment", "ok"),
+        ("evaluate_policy:sentiment", "ok"), ("render_reports", "ok")]
+    assert not result.ok and len(result.drift_runs) == 1 and rendered
+    rows = store.fetch_dicts("ops_job_runs", {"prefix": "drift_check:aaa"})
+    assert rows[0]["status"] == "failed" and rows[0]["error"] == "RuntimeError: disk on fire"
+    # the next cycle still runs the failing job (and records it again)
+    again = sched.run_cycle(reports=False)
+    assert [(j.job, j.status) for j in again.jobs] == [("drift_check:aaa-broken", "failed"),
+                                                       ("drift_check:sentiment", "ok")]
+
+
+def test_background_scheduler_survives_a_failing_run(store: Store, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_reference(store)
+    store.insert_predictions(make_records(300, seed=3, start=T0))
+    sched = Scheduler(settings_for(tmp_path, drift_interval_s=0.2), store, clock=lambda: T0,
+                      policy=parse_policy("rules:\n  - name: r\n    when: {all: [{signal: embedding, "
+                                          "drifted: true}]}\n"))
+    calls: list[int] = []
+    real = sched.check_model
+
+    def flaky(model_name: str, model_version: str) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first run fails")
+        return real(model_name, model_version)
+
+    monkeypatch.setattr(sched, "check_model", flaky)
+    sched.start()
+    try:
+        assert set(sched.jobs()) == {"drift_check", "render_reports", "retention"}
+        deadline = time.monotonic() + 60
+        statuses: list[str] = []
+        while time.monotonic() < deadline:
+            statuses = [r["status"] for r in store.fetch_dicts("ops_job_runs", {"prefix": "drift_check:"})]
+            if len(statuses) >= 2 and statuses[1] != "running":
+                break
+            time.sleep(0.1)
+    finally:
+        sched.shutdown()
+    assert statuses[:2] == ["failed", "ok"]
+    assert count(store, "drift_runs") == 1 and not sched.running
+    sched.shutdown()  # idempotent
+
+
+def test_count_windows_tumble_and_backlog_is_capped(store: Store, tmp_path: Path) -> None:
+    seed_reference(store)
+    store.insert_predictions(make_records(250, seed=4, start=T0))
+    sched = Scheduler(settings_for(tmp_path, window_size=100), store, max_windows_per_check=2,
+                      signals=["class_distribution"], clock=lambda: T0)
+    windows = sched.pending_windows("sentiment", "v1")
+    assert windows == [(T0, T0 + timedelta(seconds=100)), (T0 + timedelta(seconds=100),
+                                                          T0 + timedelta(seconds=200))]
+    runs, _ = sched.check_model("sentiment", "v1")
+    assert [r[0] for r in store.fetchall_sql("SELECT n_current FROM drift_runs ORDER BY window_start")] == [
+        100, 100]
+    assert len(runs) == 2 and sched.pending_windows("sentiment", "v1") == []
+    store.insert_predictions(make_records(550, seed=5, start=T0 + timedelta(hours=1)))
+    pending = sched.pending_windows("sentiment", "v1")  # 600 new rows = 6 windows, newest 2 kept
+    assert len(pending) == 2 and pending[-1][0] == T0 + timedelta(hours=1, seconds=450)
+
+
+def test_time_windows_are_aligned_and_complete(store: Store, tmp_path: Path) -> None:
+    seed_reference(store)
+    for k in range(4):
+        store.insert_predictions(make_records(60, seed=10 + k, start=T0 + timedelta(minutes=10 * k)))
+    now = [T0 + timedelta(minutes=41)]
+    sched = Scheduler(settings_for(tmp_path, window_minutes=10), store, max_windows_per_check=10,
+                      signals=["class_distribution"], clock=lambda: now[0])
+    assert sched.pending_windows("sentiment", "v1") == [
+        (T0 + timedelta(minutes=10 * k), T0 + timedelta(minutes=10 * (k + 1))) for k in range(4)]
+    sched.check_model("sentiment", "v1")
+    assert sched.pending_windows("sentiment", "v1") == []
+    store.insert_predictions(make_records(60, seed=20, start=T0 + timedelta(minutes=52)))
+    now[0] = T0 + timedelta(minutes=59)
+    assert sched.pending_windows("sentiment", "v1") == []  # [12:50, 13:00) is not complete yet
+    now[0] = T0 + timedelta(minutes=61)
+    assert sched.pending_windows("sentiment", "v1") == [(T0 + timedelta(minutes=50), T0 + timedelta(minutes=60))]
+
+
+def test_dry_run_records_decisions_and_performs_nothing(store: Store, tmp_path: Path,
+                                                        receiver: Receiver) -> None:
+    seed_reference(store)
+    store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
+    sched = Scheduler(settings_for(tmp_path, dry_run=True), store, policy=default_with(receiver),
+                      clock=lambda: T0)
+    result = sched.run_cycle(reports=False)
+    assert [(a.kind, a.status) for a in result.actions] == [("notify", "dry_run")]
+    assert receiver.requests == [] and count(store, "alerts") == 1
+    assert store.fetchall_sql("SELECT idempotency_key LIKE '%|dry_run', dry_run FROM actions") == [(True, True)]
+
+
+def test_health_metrics_feed_policy_conditions(store: Store, tmp_path: Path) -> None:
+    pytest.importorskip("monitor.opshealth")
+    seed_reference(store)
+    store.insert_predictions(make_records(300, seed=2, start=T0))  # latency ~ Gamma(4, 5) ms
+    policy = parse_policy("rules:\n  - name: slow\n    when: {all: [{metric: latency_p99_ms, gt: 5}]}\n"
+                          "  - name: very-slow\n    when: {all: [{metric: latency_p99_ms, gt: 5000}]}\n")
+    result = Scheduler(settings_for(tmp_path), store, policy=policy, clock=lambda: T0).run_cycle(reports=False)
+    assert [d.rule for d in result.decisions] == ["slow"]
+    p99 = result.decisions[0].evidence["windows"][0]["when"]["all"][0]["value"]
+    assert 5 < p99 < 5000
+
+
+def test_retention_exports_then_deletes_old_records(store: Store, tmp_path: Path) -> None:
+    store.insert_predictions(make_records(40, seed=1, start=T0 - timedelta(days=40)))
+    store.insert_predictions(make_records(30, seed=2, start=T0))
+    sched = Scheduler(settings_for(tmp_path, retention_days=30), store, clock=lambda: T0)
+    assert sched.apply_retention()["exported"] == 40
+    assert count(store, "predictions") == 30
+    files = list((tmp_path / "export").rglob("*.parquet"))
+    assert files and all("model_name=sentiment" in str(f) for f in files)
+    import pyarrow.parquet as pq
+
+    assert sum(pq.read_metadata(f).num_rows for f in files) == 40
+    assert sched.apply_retention()["exported"] == 0
+
+
+def test_models_without_a_reference_are_skipped_not_failed(store: Store, tmp_path: Path) -> None:
+    store.insert_predictions(make_records(300, seed=2, start=T0))
+    result = Scheduler(settings_for(tmp_path), store, clock=lambda: T0).run_cycle(reports=False)
+    assert result.ok and result.drift_runs == ()
+    assert result.skipped == {"sentiment": "no reference set for version v1"}
+
+
+def test_window_end_to_end_with_real_reports(store: Store, tmp_path: Path) -> None:
+    pytest.importorskip("reports.render")
+    seed_reference(store)
+    store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
+    sched = Scheduler(settings_for(tmp_path), store, clock=lambda: T0,
+                      policy=parse_policy("rules:\n  - name: r\n    when: {all: [{signal: embedding, "
+                                          "drifted: true}]}\n"))
+    result = sched.run_cycle(reports=True)
+    assert result.jobs[-1].job == "render_reports"
+    assert result.jobs[-1].ok, result.jobs[-1].error
+    assert Path(result.jobs[-1].result).exists()
+
+
+def test_alert_timestamps_are_the_clock(store: Store, tmp_path: Path, receiver: Receiver) -> None:
+    seed_reference(store)
+    store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
+    at = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: at).run_cycle(
+        reports=False)
+    assert receiver.requests[0]["json"]["alert"]["created_at"] == at.isoformat()
