@@ -74,7 +74,8 @@ def test_seeded_loop_runs_drift_policy_and_actions_end_to_end(store: Store, tmp_
     evidence = receiver.requests[1]["json"]["alert"]["evidence"]
     assert [w["run_id"] for w in evidence["windows"]] == [run1, run2]
 
-    queued = store.fetchall_sql("SELECT reason, count(*), min(run_id) FROM review_queue GROUP BY 1 ORDER BY 1")
+    queued = store.fetchall_sql(
+        "SELECT reason, count(*), min(run_id) FROM review_queue GROUP BY 1 ORDER BY 1")
     assert queued == [("high_entropy", 20, run2), ("low_confidence", 20, run2), ("most_shifted", 20, run2)]
     window_ids = {r[0] for r in store.fetchall_sql(
         "SELECT event_id FROM predictions WHERE ts >= $s", {"s": T0 + timedelta(hours=1)})}
@@ -194,7 +195,8 @@ def test_time_windows_are_aligned_and_complete(store: Store, tmp_path: Path) -> 
     now[0] = T0 + timedelta(minutes=59)
     assert sched.pending_windows("sentiment", "v1") == []  # [12:50, 13:00) is not complete yet
     now[0] = T0 + timedelta(minutes=61)
-    assert sched.pending_windows("sentiment", "v1") == [(T0 + timedelta(minutes=50), T0 + timedelta(minutes=60))]
+    assert sched.pending_windows("sentiment", "v1") == [
+        (T0 + timedelta(minutes=50), T0 + timedelta(minutes=60))]
 
 
 def test_dry_run_records_decisions_and_performs_nothing(store: Store, tmp_path: Path,
@@ -206,7 +208,8 @@ def test_dry_run_records_decisions_and_performs_nothing(store: Store, tmp_path: 
     result = sched.run_cycle(reports=False)
     assert [(a.kind, a.status) for a in result.actions] == [("notify", "dry_run")]
     assert receiver.requests == [] and count(store, "alerts") == 1
-    assert store.fetchall_sql("SELECT idempotency_key LIKE '%|dry_run', dry_run FROM actions") == [(True, True)]
+    keys = store.fetchall_sql("SELECT idempotency_key LIKE '%|dry_run', dry_run FROM actions")
+    assert keys == [(True, True)]
 
 
 def test_health_metrics_feed_policy_conditions(store: Store, tmp_path: Path) -> None:
@@ -215,7 +218,8 @@ def test_health_metrics_feed_policy_conditions(store: Store, tmp_path: Path) -> 
     store.insert_predictions(make_records(300, seed=2, start=T0))  # latency ~ Gamma(4, 5) ms
     policy = parse_policy("rules:\n  - name: slow\n    when: {all: [{metric: latency_p99_ms, gt: 5}]}\n"
                           "  - name: very-slow\n    when: {all: [{metric: latency_p99_ms, gt: 5000}]}\n")
-    result = Scheduler(settings_for(tmp_path), store, policy=policy, clock=lambda: T0).run_cycle(reports=False)
+    sched = Scheduler(settings_for(tmp_path), store, policy=policy, clock=lambda: T0)
+    result = sched.run_cycle(reports=False)
     assert [d.rule for d in result.decisions] == ["slow"]
     p99 = result.decisions[0].evidence["windows"][0]["when"]["all"][0]["value"]
     assert 5 < p99 < 5000
