@@ -8,9 +8,11 @@ acts on half a file.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +20,12 @@ import pyarrow.parquet as pq
 from collectors.schema import records_to_table, validate_table
 from monitor.errors import RecordError, SchemaError
 
-__all__ = ["read_jsonl", "read_records", "write_jsonl"]
+if TYPE_CHECKING:  # pragma: no cover
+    from monitor.store import Store
+
+log = logging.getLogger("shiftwatch.recordfile")
+
+__all__ = ["DropIngest", "ingest_drop_files", "read_jsonl", "read_records", "write_jsonl"]
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -88,3 +95,50 @@ def write_jsonl(path: str | Path, table: pa.Table) -> None:
         for row in table.to_pylist():
             fh.write(json.dumps(row, default=lambda v: v.isoformat()) + "\n")
     tmp.replace(p)
+
+
+@dataclass(frozen=True, slots=True)
+class DropIngest:
+    """What one pass over a drop directory did."""
+
+    files: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    failed: tuple[str, ...] = field(default_factory=tuple)  # files moved to ``failed/``
+
+
+def ingest_drop_files(store: Store, directory: str | Path, *, keep: bool = False) -> DropIngest:
+    """Ingest the Parquet drop files of :class:`collectors.sinks.ParquetSink`, oldest first.
+
+    Only complete ``*.parquet`` files are read (writers rename ``.tmp`` files
+    into place). A file is deleted after its records are committed (moved to
+    ``done/`` with ``keep=True``); a crash in between only re-reads it, and
+    event_id dedupe makes that harmless. Bad rows are skipped and counted; an
+    unreadable file is moved to ``failed/`` so it cannot block the others.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return DropIngest()
+    files = accepted = duplicates = skipped = 0
+    failed: list[str] = []
+    for path in sorted(root.glob("*.parquet")):
+        try:
+            table, bad = read_records(path, skip_bad=True, embedding_dims=store.embedding_dims())
+            result = store.insert_predictions(table, skip_bad=True, source=str(path))
+        except SchemaError as exc:
+            log.warning("drop file %s rejected: %s", path, exc)
+            (root / "failed").mkdir(exist_ok=True)
+            path.replace(root / "failed" / path.name)
+            failed.append(str(path))
+            continue
+        files += 1
+        accepted += result.accepted
+        duplicates += result.duplicates
+        skipped += len(bad) + len(result.rejected)
+        if keep:
+            (root / "done").mkdir(exist_ok=True)
+            path.replace(root / "done" / path.name)
+        else:
+            path.unlink(missing_ok=True)
+    return DropIngest(files, accepted, duplicates, skipped, tuple(failed))

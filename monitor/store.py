@@ -236,12 +236,14 @@ class Store:
     ) -> int:
         """Insert a validated, in-batch-unique batch and new embedding dims in one transaction."""
         try:
-            with self.transaction(), self.registered("_batch", table):
+            # register outside the transaction: a failed statement aborts it, and the views
+            # must be unregistered only after the ROLLBACK
+            with self.registered("_batch", table), self.registered("_dims", new_dims), \
+                    self.transaction():
                 cur = self._con.execute(self.sql(query), dict(params or {}))
                 inserted = _count(cur.fetchall())
                 if new_dims.num_rows:
-                    with self.registered("_dims", new_dims):
-                        self.execute("record_embedding_dims")
+                    self.execute("record_embedding_dims")
         except duckdb.ConstraintException as exc:
             raise _KeyConflict(str(exc)) from exc
         except duckdb.Error as exc:
@@ -336,13 +338,12 @@ class Store:
                 partition_cols=["model_name", "model_version", "date"],
                 basename_template="part-{{i}}-{}.parquet".format(
                     datetime.now().strftime("%Y%m%dT%H%M%S%f")),
-                partitioning_flavor="hive",
             )
             for f in tmp.rglob("*.parquet"):
                 dest = out / f.relative_to(tmp)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 f.replace(dest)
-        except (OSError, pa.ArrowException) as exc:
+        except (OSError, ValueError, pa.ArrowException) as exc:
             raise StoreError(f"export to {out} failed: {exc}") from exc
         finally:
             if tmp.exists():
