@@ -1,0 +1,129 @@
+"""retrain(): promote and reject end to end (tiny BERT, in process), the worker, the per-model lock."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.errors import RetrainError
+from monitor.registry import Preprocessing, Registry, read_active_pointer
+from monitor.retrain.evaluate import Guard
+from monitor.retrain.service import RetrainConfig, retrain
+from monitor.retrain.trainer import TrainConfig
+from monitor.retrain.worker import TrainJob, model_lock, run_in_worker
+from monitor.settings import Settings, load_settings
+from monitor.store import Store
+from tests.conftest import make_tiny_bert
+from tests.retrain.helpers import sentences
+
+
+def _setup(tmp_path: Path, n_labelled: int = 160) -> tuple[Store, Settings, Registry]:
+    settings = load_settings(db_path=tmp_path / "db.duckdb", registry_dir=tmp_path / "reg")
+    store = Store(":memory:")
+    reg = Registry(store, settings.registry_dir)
+    orig = sentences(300, seed=1)
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("\n".join(json.dumps({"text": t, "label": y})
+                                    for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
+    reg.register("m", make_tiny_bert(tmp_path / "v1"), preprocessing=Preprocessing(32, labels=("neg", "pos")),
+                 status="active", train_file=train_file)
+    prod = sentences(n_labelled, seed=2, domain="food")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    store.insert_predictions([
+        {"event_id": f"e{i}", "ts": t0 + timedelta(seconds=i), "model_name": "m", "model_version": "v1",
+         "predicted_label": "neg", "confidence": 0.5, "text": t} for i, t in enumerate(prod.texts)])
+    store.insert_labels([{"event_id": f"e{i}", "label": y} for i, y in enumerate(prod.labels)])
+    return store, settings, reg
+
+
+def _config(**kw: object) -> RetrainConfig:
+    train = TrainConfig(max_steps=60, lr=1e-2, eval_every=20, progress=False)
+    kw.setdefault("min_labelled", 100)
+    return RetrainConfig(train=train, use_worker=False, **kw)  # type: ignore[arg-type]
+
+
+def test_retrain_promotes_a_better_candidate_and_builds_a_reference(tmp_path: Path) -> None:
+    store, settings, reg = _setup(tmp_path)
+    out = retrain(store, settings, "m", reason="drift", config=_config())
+    assert out.decision == "promoted", out.reasons
+    assert (out.parent_version, out.candidate_version) == ("v1", "v2")
+    assert reg.active("m").version == "v2"  # type: ignore[union-attr]
+    assert read_active_pointer(reg.root, "m") == "v2"
+    assert out.metrics["candidate"]["production"] > out.metrics["active"]["production"] + 0.01
+    cand = reg.get("m", "v2")
+    assert cand.parent_version == "v1" and cand.preprocessing.max_length == 32
+    assert cand.metrics["evaluation"]["data"]["n_production_val"] == 40
+    logs = store.fetch_dicts("retrain_training_logs", {"train_run_id": out.run_id})
+    assert logs and logs[-1]["step"] == 60
+    run = store.fetch_dicts("retrain_runs", {"model_name": "m"})[0]
+    assert run["status"] == "promoted" and run["candidate_version"] == "v2"
+    assert out.reference_name is not None
+    n = store.fetchall_sql("SELECT n_rows FROM reference_sets WHERE name = $n", {"n": out.reference_name})
+    assert n[0][0] == 200  # 160 production texts topped up with validation texts
+
+
+def test_retrain_rejects_a_candidate_that_fails_the_guard(tmp_path: Path) -> None:
+    store, settings, reg = _setup(tmp_path)
+    out = retrain(store, settings, "m", reason="drift", config=_config(guard=Guard(min_improvement=2.0)))
+    assert out.decision == "rejected" and "not enough" in out.reasons[0]
+    assert reg.get("m", "v2").status == "rejected" and reg.active("m").version == "v1"  # type: ignore[union-attr]
+    assert read_active_pointer(reg.root, "m") == "v1"
+    assert not (reg.root / "m" / ".staging" / out.run_id).exists()
+
+
+def test_retrain_refuses_too_few_labelled_rows_and_records_the_failure(tmp_path: Path) -> None:
+    store, settings, reg = _setup(tmp_path, n_labelled=30)
+    with pytest.raises(RetrainError, match=r"found 30 \(70 more needed\)"):
+        retrain(store, settings, "m", reason="drift", config=_config())
+    run = store.fetch_dicts("retrain_runs", {"model_name": "m"})[0]
+    assert run["status"] == "failed" and "70 more" in run["error"]
+    assert [v.version for v in reg.versions("m")] == ["v1"]
+    dry = retrain(store, settings, "m", reason="x", dry_run=True, config=_config(min_labelled=20))
+    assert dry.decision == "dry_run" and dry.metrics["data"]["n_production_val"] == 8
+
+
+def test_one_retrain_per_model_at_a_time(tmp_path: Path) -> None:
+    with model_lock(tmp_path, "m"):
+        with pytest.raises(RetrainError, match="already running"):
+            with model_lock(tmp_path, "m"):
+                pass
+        with model_lock(tmp_path, "other"):
+            pass
+    with model_lock(tmp_path, "m"):
+        pass
+
+
+def test_worker_process_trains_streams_logs_and_times_out(tmp_path: Path) -> None:
+    src = make_tiny_bert(tmp_path / "m")
+    cfg = TrainConfig(strategy="head", max_steps=10, log_every=5, eval_every=5, progress=False)
+    job = TrainJob(str(src), sentences(32, seed=1), sentences(8, seed=2), ("neg", "pos"), cfg,
+                   str(tmp_path / "out"))
+    rows: list[dict[str, object]] = []
+    res = run_in_worker(job, timeout_s=300, log_sink=rows.extend)
+    assert res.steps == 10 and (tmp_path / "out" / "model.safetensors").is_file()
+    assert [r["step"] for r in rows] == [0, 5, 10]
+    with pytest.raises(RetrainError, match="timed out"):
+        run_in_worker(job, timeout_s=0.2)
+
+
+def test_cli_register_promote_rollback(tmp_path: Path) -> None:
+    from monitor.cli import _register_all, app
+
+    _register_all()
+    runner = CliRunner()
+    common = ["--db", str(tmp_path / "db.duckdb"), "--registry-dir", str(tmp_path / "reg")]
+    a, b = make_tiny_bert(tmp_path / "a"), make_tiny_bert(tmp_path / "b", layers=1)
+    assert runner.invoke(app, ["models", "register", str(a), "--name", "m", "--activate", *common]).exit_code == 0
+    assert runner.invoke(app, ["models", "register", str(b), "--name", "m", *common]).exit_code == 0
+    res = runner.invoke(app, ["promote", "v2", "--model", "m", *common])
+    assert res.exit_code == 0 and "v1 -> v2" in res.output
+    res = runner.invoke(app, ["rollback", "--model", "m", "--reason", "bad", *common])
+    assert res.exit_code == 0 and "v2 -> v1" in res.output
+    res = runner.invoke(app, ["models", "list", "--json", *common])
+    assert [(v["version"], v["status"]) for v in json.loads(res.output)] == [("v1", "active"),
+                                                                            ("v2", "rejected")]
+    assert read_active_pointer(tmp_path / "reg", "m") == "v1"
