@@ -76,5 +76,5 @@ def test_malformed_query_files_fail_fast(text: str, message: str) -> None:
 def test_migration_names_are_checked(tmp_path: Path) -> None:
     (tmp_path / "schema").mkdir()
     (tmp_path / "schema" / "1_bad.sql").write_text("SELECT 1", encoding="utf-8")
-    with pytest.raises(StoreError, match="NNN_name.sql"):
+    with pytest.raises(StoreError, match=r"NNN_name\.sql"):
         load_migrations(tmp_path)

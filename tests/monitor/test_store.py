@@ -48,7 +48,7 @@ def test_insert_and_dedupe_within_and_across_batches(store: Store) -> None:
     recs = [record(i) for i in range(10)]
     r = store.insert_predictions([*recs, recs[3]])
     assert (r.accepted, r.duplicates, r.rejected) == (10, 1, ())
-    r = store.insert_predictions(recs[5:] + [record(10)])
+    r = store.insert_predictions([*recs[5:], record(10)])
     assert (r.accepted, r.duplicates) == (1, 5)
     assert store.count_predictions() == 11
 
