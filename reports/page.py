@@ -76,6 +76,7 @@ def page(title: str, body: str, *, subtitle: str = "", nav: Sequence[tuple[str, 
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f'<header class="top"><h1>{escape(title)}</h1>'
         f'<span class="sub">{escape(subtitle)}</span><nav>{links}</nav></header>'

@@ -14,8 +14,9 @@ from collectors.schema import ARROW_SCHEMA
 
 MODEL = "support-sentiment"
 LABELS = ("positive", "negative", "neutral")
-BASE_WORDS = ("the battery lasts all day great phone screen is bright and sharp love it works "
-              "fine good value shipping was quick okay product not bad decent sound quality").split()
+_BASE_TEXT = ("the battery lasts all day great phone screen is bright and sharp love it works fine "
+              "good value shipping was quick okay product not bad decent sound quality")
+BASE_WORDS = tuple(_BASE_TEXT.split())
 NEW_WORDS = ("refund", "crypto", "wallet", "scam", "blockchain", "zxqvortex")
 
 
