@@ -247,7 +247,7 @@ class Collector:
             except Exception as exc:
                 self._failures += 1
                 log.warning("sink failed (attempt %d): %s", attempt + 1, exc)
-                if attempt == self.max_retries or (self._stop.wait(0) and attempt >= 1):
+                if attempt == self.max_retries:
                     break
                 time.sleep(delay)
                 delay = min(self.max_backoff_s, delay * 2)

@@ -1,0 +1,183 @@
+"""HttpSink against a tiny local sidecar stand-in (http.server on 127.0.0.1); spool; ParquetSink."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from collectors import Collector, HttpSink, ParquetSink
+from collectors.spool import Spool
+from tests.monitor.records import record
+
+WAIT_S = 20.0
+
+
+class FakeSidecar:
+    """Stores records by event_id (idempotent like the real one); answers 422 on demand."""
+
+    def __init__(self, port: int, *, token: str | None = None) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.posted = 0  # records received, duplicates included
+        self.errors: list[dict[str, Any]] = []
+        self.beats: list[dict[str, Any]] = []
+        self.auth: list[str | None] = []
+        self.reject_next = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                outer.auth.append(self.headers.get("authorization"))
+                if outer.reject_next:
+                    outer.reject_next = False
+                    self._answer(422, {"detail": "bad"})
+                    return
+                if self.path == "/v1/predictions":
+                    outer.posted += len(body["records"])
+                    for r in body["records"]:
+                        outer.records.setdefault(r["event_id"], r)
+                elif self.path == "/v1/errors":
+                    outer.errors.extend(body["errors"])
+                elif self.path == "/v1/heartbeat":
+                    outer.beats.append(body)
+                self._answer(202, {"accepted": 1})
+
+            def _answer(self, code: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(WAIT_S)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def port() -> int:
+    return _free_port()
+
+
+@pytest.fixture()
+def sidecar(port: int) -> Iterator[FakeSidecar]:
+    side = FakeSidecar(port)
+    yield side
+    side.stop()
+
+
+def _wait(cond: Any) -> bool:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_delivers_records_errors_heartbeats_with_token(
+    sidecar: FakeSidecar, port: int, tmp_path: Path
+) -> None:
+    sink = HttpSink(f"http://127.0.0.1:{port}/", token="s3cret", spool_dir=tmp_path / "spool")
+    with Collector(sink, flush_interval_s=3600, collector_id="c9") as col:
+        for i in range(7):
+            col.log(record(i))
+        col.log_error("m", "v1", "model", "boom")
+    assert sorted(sidecar.records) == sorted(record(i)["event_id"] for i in range(7))
+    assert sidecar.errors[0]["kind"] == "model" and sidecar.beats[-1]["collector_id"] == "c9"
+    assert sidecar.beats[-1]["sent"] == 7
+    assert set(sidecar.auth) == {"Bearer s3cret"}
+    assert col.stats().spooled == 0
+
+
+def test_sidecar_down_then_back_nothing_lost_no_duplicates(port: int, tmp_path: Path) -> None:
+    sink = HttpSink(f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool", max_backoff_s=0.05,
+                    timeout_s=2.0)
+    col = Collector(sink, flush_size=10, flush_interval_s=0.02)
+    for i in range(50):
+        col.log(record(i))
+    assert _wait(lambda: col.stats().spooled == 50)  # nobody listening: all spooled
+    assert col.stats().sent == 50  # handed to the sink; it owns them now (on disk)
+    side = FakeSidecar(port)
+    try:
+        for i in range(50, 60):
+            col.log(record(i))
+        assert _wait(lambda: len(side.records) == 60 and col.stats().spooled == 0)
+        col.close()
+        assert side.posted == 60  # each record posted exactly once: no duplicates
+        assert not list((tmp_path / "spool").iterdir())
+        # oldest first: the spooled batches arrived before the new ones
+        order = list(side.records)
+        assert order[:50] == [record(i)["event_id"] for i in range(50)]
+    finally:
+        side.stop()
+
+
+def test_spool_survives_a_restart(port: int, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    first = HttpSink(f"http://127.0.0.1:{port}", spool_dir=spool)
+    first.send([record(i) for i in range(5)])
+    first.close()  # the process "crashes" with a spooled batch
+    assert first.spooled == 5
+    side = FakeSidecar(port)
+    try:
+        second = HttpSink(f"http://127.0.0.1:{port}", spool_dir=spool)
+        second.tick()
+        assert len(side.records) == 5 and second.spooled == 0
+        second.close()
+    finally:
+        side.stop()
+
+
+def test_rejected_batch_is_counted_not_spooled(sidecar: FakeSidecar, port: int, tmp_path: Path) -> None:
+    sink = HttpSink(f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool")
+    sidecar.reject_next = True
+    sink.send([record(0)])
+    assert (sink.rejected, sink.spooled) == (1, 0)
+    sink.close()
+
+
+def test_spool_is_bounded_oldest_dropped_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=250)
+    for i in range(5):
+        spool.put("predictions", b"x" * 100, n_items=i + 1)
+    kept = spool.batches()
+    assert [b.n_items for b in kept] == [4, 5]  # the three oldest were deleted
+    assert spool.dropped == 1 + 2 + 3 and spool.size_bytes() == 200
+    assert spool.put("predictions", b"y" * 300, n_items=9) is None and spool.dropped == 15
+    (tmp_path / "s" / "leftover.json.tmp").write_bytes(b"half")
+    assert not list(Spool(tmp_path / "s").directory.glob("*.tmp"))
+
+
+def test_parquet_sink_writes_complete_files_only(tmp_path: Path) -> None:
+    sink = ParquetSink(tmp_path / "drop")
+    recs = [record(i) for i in range(4)]
+    recs[2]["confidence"] = 3.0
+    assert sink.send(recs) == 3 and sink.rejected == 1
+    files = list((tmp_path / "drop").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".parquet"
+    assert pq.read_table(files[0]).num_rows == 3
