@@ -9,10 +9,10 @@ SELECT max(ts) AS last_ts, count(*) AS n FROM predictions
 WHERE model_name = $model_name AND model_version = $model_version;
 
 -- name: ops_last_run
--- The newest drift run of one model version.
+-- The drift run of one model version whose window reaches furthest (where the next window starts).
 SELECT run_id, window_start, window_end, created_at FROM drift_runs
-WHERE model_name = $model_name AND model_version = $model_version
-ORDER BY created_at DESC, run_id DESC LIMIT 1;
+WHERE model_name = $model_name AND model_version = $model_version AND window_end IS NOT NULL
+ORDER BY window_end DESC, created_at DESC LIMIT 1;
 
 -- name: ops_run
 -- One drift run with its JSON result.
