@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
+import pytest
 
 from monitor.server import create_app
 from monitor.store import Store
-from tests.server.helpers import AUTH, ThreadServer, record, settings_for
+from tests.server.helpers import AUTH, T0, ThreadServer, record, settings_for
 
 
 def test_real_server_ingests_serves_metrics_and_shuts_down_cleanly(tmp_path: Path) -> None:
@@ -37,3 +48,95 @@ def test_real_server_ingests_serves_metrics_and_shuts_down_cleanly(tmp_path: Pat
         assert store.migrate() == []
         assert store.count_predictions() == 1001
         assert store.read_window("m").column("label").to_pylist()[5] == "neg"
+
+
+POLICY = """
+version: 1
+actions:
+  notify: {format: generic, timeout_s: 5, retries: 2, backoff_s: 0.0}
+rules:
+  - name: embedding-drift
+    when: {all: [{signal: embedding, drifted: true}]}
+    min_samples: 100
+    for: 1
+    cooldown: 1h
+    severity: warning
+    actions: [notify]
+"""
+
+
+def _records(n: int, *, seed: int, shift: float, prefix: str) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(0.0, 1.0, (n, 8)).astype(np.float32)
+    emb[:, :4] += shift
+    out = []
+    for i in range(n):
+        c = float(0.55 + 0.4 * rng.random())
+        out.append({"event_id": f"{prefix}-{i}", "ts": (T0 + timedelta(seconds=i)).isoformat(),
+                    "model_name": "sentiment", "model_version": "v1",
+                    "predicted_label": "positive" if i % 2 else "negative", "confidence": c,
+                    "probs": [1 - c, c] if i % 2 else [c, 1 - c], "embedding": emb[i].tolist(),
+                    "n_tokens": 20, "n_unk": 0, "truncated": False, "n_chars": 90,
+                    "latency_ms": float(5 + i % 10)})
+    return out
+
+
+@contextmanager
+def _receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            received.append({"path": self.path, "json": json.loads(body)})
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_sidecar_with_scheduler_alerts_a_real_webhook(tmp_path: Path) -> None:
+    pytest.importorskip("monitor.scheduler")
+    from collectors.schema import records_to_table
+    from monitor.drift.references import create_reference
+
+    (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
+    with _receiver() as (url, received), Store(tmp_path / "sidecar.duckdb") as store:
+        reference, _ = records_to_table(_records(300, seed=1, shift=0.0, prefix="ref"))
+        create_reference(store, "ref-v1", reference, model_name="sentiment", model_version="v1",
+                         origin="test")
+        settings = settings_for(tmp_path, webhook_url=url, policy_file=tmp_path / "policy.yaml",
+                                drift_interval_s=1.0, window_size=300)
+        app = create_app(settings, store=store, enrich=False)  # the real ops Scheduler
+        with ThreadServer(app) as server, httpx.Client(base_url=server.base, headers=AUTH, timeout=30) as c:
+            shifted = _records(300, seed=2, shift=1.5, prefix="live")
+            for start in range(0, 300, 100):
+                r = c.post("/v1/predictions", json={"records": shifted[start:start + 100]})
+                assert r.status_code == 202
+            deadline = time.monotonic() + 90
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert received, "the scheduler should have fired the notify webhook"
+            alert = received[0]["json"]["alert"]
+            assert alert["rule"] == "embedding-drift" and alert["model_name"] == "sentiment"
+            drift = c.get("/v1/drift").json()["models"]
+            assert drift[0]["run_id"] == alert["run_id"] and drift[0]["drifted"] is True
+            text = c.get("/metrics").text
+            assert ('shiftwatch_alerts_fired_total{model="sentiment",rule="embedding-drift",'
+                    'severity="warning"} 1.0') in text
+            assert re.search(r'shiftwatch_drift_signal_drifted\{model="sentiment",signal="embedding",'
+                             r'status="ok",version="v1"\} 1\.0', text)
+            assert 'shiftwatch_job_last_success_timestamp_seconds{job="drift_check:sentiment"}' in text
+            assert 'shiftwatch_health_latency_ms{model="sentiment",quantile="0.5",version="v1"}' in text
