@@ -75,7 +75,8 @@ class TextEncoder:
     ``...ForSequenceClassification``); ``pooling`` picks the sentence
     embedding: ``mean`` (attention-masked mean of the last hidden layer, the
     default), ``cls`` (the [CLS] hidden state) or ``pooler`` (the model's
-    pooler output; falls back to ``cls`` when there is none).
+    pooler output, also for classifiers, whose forward pass does not return it;
+    falls back to ``cls`` when the model has no pooler).
     """
 
     def __init__(
@@ -123,9 +124,15 @@ class TextEncoder:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled: torch.Tensor = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
             return pooled
-        if self.pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
-            pooler: torch.Tensor = out.pooler_output
-            return pooler
+        if self.pooling == "pooler":
+            if getattr(out, "pooler_output", None) is not None:
+                pooler: torch.Tensor = out.pooler_output
+                return pooler
+            # a ...ForSequenceClassification returns no pooler_output: apply its encoder's pooler
+            head = getattr(getattr(self.model, "base_model", None), "pooler", None)
+            if head is not None:
+                pooled_out: torch.Tensor = head(hidden)
+                return pooled_out
         cls_state: torch.Tensor = hidden[:, 0]
         return cls_state
 
