@@ -34,7 +34,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = make_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", num_labels=3)
-    return AutoModelForSequenceClassification.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForSequenceClassification.from_pretrained(str(path))
+    return model, AutoTokenizer.from_pretrained(str(path))
 
 
 TEXTS = ["the movie was good", "zzzz qqq good", " ".join(["good"] * 30)]
