@@ -1,7 +1,8 @@
 """Embedding drift: MMD² permutation test (default), domain classifier, centroid distance.
 
 All three work on a bounded sample: each side is capped by uniform
-subsampling (``max_rows`` per side, default 2,000), so cost does not grow
+subsampling (``max_rows`` per side, default 1,000; at most 2,000 recommended:
+the permutation test costs ``P * (2 * max_rows)**2``), so cost does not grow
 with the window. An optional PCA (``pca_dims``) is fitted on the reference.
 
 * ``mmd`` — squared maximum mean discrepancy (biased V-statistic) with an RBF
@@ -41,6 +42,13 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def _cuda_available() -> bool:
+    """CUDA usable by torch; without an NVIDIA driver, answered without importing torch."""
+    import os
+    import sys
+
+    if "torch" not in sys.modules and not (os.path.exists("/proc/driver/nvidia")
+                                           or os.path.exists("/dev/nvidia0")):
+        return False
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
@@ -71,8 +79,8 @@ class EmbeddingDriftBase(DriftCalculator):
 
     signal = "embedding"
 
-    def __init__(self, *, threshold: float = 0.01, min_rows: int = 20, max_rows: int = 2000,
-                 pca_dims: int | None = None, n_permutations: int = 500, seed: int = 0,
+    def __init__(self, *, threshold: float = 0.01, min_rows: int = 20, max_rows: int = 1000,
+                 pca_dims: int | None = None, n_permutations: int = 1000, seed: int = 0,
                  device: str = "auto") -> None:
         super().__init__(threshold=threshold, min_rows=min_rows)
         if max_rows < min_rows:
@@ -173,8 +181,9 @@ class MMDDrift(EmbeddingDriftBase):
             "bandwidth_gamma": self._gamma, "n_permutations": self.n_permutations,
             "rows_used": [n, m], "dims": int(x.shape[1]),
             "null_mean": float(null.mean()), "null_q99": float(np.quantile(null, 0.99)),
-            "per_class": self._per_class(k_np, n, y_labels, rng),
         }
+        if self.per_class_permutations > 0:
+            details["per_class"] = self._per_class(k_np, n, y_labels, rng)
         return self.result(statistic=stat, p_value=p, drifted=p < self.threshold,
                            n_current=self._count(current), details=details)
 
@@ -206,7 +215,8 @@ def _mmd_perm(k: np.ndarray, n: int, n_perm: int,
     w0 = _weights(n, k.shape[0] - n)
     stat = _clean_stat(float(w0.astype(np.float64) @ k.astype(np.float64) @ w0.astype(np.float64))
                        if k.shape[0] <= 4096 else float(w0 @ k @ w0))
-    w = rng.permuted(np.broadcast_to(w0, (n_perm, w0.size)), axis=1)
+    member = rng.permuted(np.broadcast_to(np.arange(w0.size) < n, (n_perm, w0.size)), axis=1)
+    w = np.where(member, w0[0], w0[-1]).astype(np.float32)
     null = np.einsum("pi,pi->p", w @ k, w).astype(np.float64)
     return stat, null
 
@@ -241,7 +251,7 @@ class DomainClassifierDrift(EmbeddingDriftBase):
 
     def __init__(self, *, folds: int = 5, ridge: float = 0.1, max_dims: int = 64,
                  **kwargs: Any) -> None:
-        kwargs.setdefault("max_rows", 1000)
+        kwargs.setdefault("n_permutations", 500)
         super().__init__(**kwargs)
         self.folds = folds
         self.ridge = ridge

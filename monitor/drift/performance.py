@@ -84,7 +84,7 @@ class PerformanceDrift(DriftCalculator):
     method = "realized"
 
     def __init__(self, *, threshold: float = 0.01, min_rows: int = 30, max_drop: float = 0.05,
-                 n_bootstrap: int = 500, seed: int = 0) -> None:
+                 n_bootstrap: int = 200, seed: int = 0) -> None:
         super().__init__(threshold=threshold, min_rows=min_rows)
         self.max_drop = max_drop
         self.n_bootstrap = n_bootstrap
