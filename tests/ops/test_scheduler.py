@@ -266,3 +266,23 @@ def test_alert_timestamps_are_the_clock(store: Store, tmp_path: Path, receiver: 
     Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: at).run_cycle(
         reports=False)
     assert receiver.requests[0]["json"]["alert"]["created_at"] == at.isoformat()
+
+
+def test_sidecar_lifespan_starts_and_stops_the_real_scheduler(tmp_path: Path) -> None:
+    pytest.importorskip("monitor.server")
+    from fastapi.testclient import TestClient
+
+    from monitor.server import create_app
+
+    settings = settings_for(tmp_path, drift_interval_s=0.2)
+    with Store(settings.db_path) as store:
+        seed_reference(store)
+        store.insert_predictions(make_records(300, seed=2, start=T0))
+        with TestClient(create_app(settings, store=store, start_scheduler=True, enrich=False)) as client:
+            assert client.get("/healthz").status_code == 200
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and count(store, "drift_runs") == 0:
+                time.sleep(0.1)
+        assert count(store, "drift_runs") == 1  # the scheduled drift_check ran inside the sidecar
+        jobs = store.fetch_dicts("ops_job_runs", {"prefix": "drift_check:"})
+        assert jobs and jobs[0]["status"] == "ok"
