@@ -1,6 +1,7 @@
 """The sidecar: ``create_app(settings)`` builds the FastAPI app of DESIGN §6.
 
-The lifespan opens the :class:`~monitor.store.Store` (unless one is passed in), starts the
+The lifespan opens the :class:`~monitor.store.Store` (unless one is passed in), reconciles the
+registry's ACTIVE pointers with the DB (:meth:`monitor.registry.Registry.recover`), starts the
 zero-instrumentation :class:`~monitor.enrich.Enricher` and — with ``start_scheduler=True`` —
 the ops :class:`monitor.scheduler.Scheduler`, and stops all of them in ``finally`` (the store
 last, and only if the app opened it). Handlers are thin routers in :mod:`monitor.api`; all
@@ -39,6 +40,20 @@ from monitor.store import Store
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+
+def _recover_registry(settings: Settings, store: Store) -> None:
+    """Reconcile the registry's ACTIVE pointers with the DB (a crash between a promotion's
+    commit and its pointer write); the sidecar is the process that owns the DB."""
+    try:
+        from monitor.registry import Registry
+
+        repaired = Registry(store, settings.registry_dir).recover()
+    except Exception:  # a broken registry must not keep the ingest API down
+        log.exception("registry recovery failed")
+        return
+    if repaired:
+        log.warning("registry pointers repaired on start: %s", ", ".join(repaired))
 
 
 def _start_scheduler(settings: Settings, store: Store) -> Any:
@@ -82,6 +97,7 @@ def create_app(
         scheduler: Any = None
         try:
             settings.reports_dir.mkdir(parents=True, exist_ok=True)
+            await run_in_threadpool(_recover_registry, settings, state.store)
             if enrich:
                 resolver = encoder_resolver or registry_resolver(state.store, settings.registry_dir)
                 state.enricher = Enricher(state.store, resolver, metrics=state.metrics,

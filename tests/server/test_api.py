@@ -254,3 +254,18 @@ def test_health_windows_appear_in_metrics(client: TestClient) -> None:
     assert 'shiftwatch_health_latency_ms{model="m",quantile="0.99",version="v1"} 99.01' in text
     assert 'shiftwatch_health_throughput_per_second{model="m",version="v1"} 1.0' in text
     assert "shiftwatch_metrics_scrape_errors_total 0.0" in text
+
+
+def test_startup_repairs_a_registry_pointer_left_behind_by_a_crash(tmp_path: Path) -> None:
+    from monitor.registry import Preprocessing, Registry, read_active_pointer, write_active_pointer
+    from tests.conftest import make_tiny_bert
+
+    settings = settings_for(tmp_path)
+    with Store(settings.db_path) as store:
+        registry = Registry(store, settings.registry_dir)
+        pre = Preprocessing(max_length=32, labels=("label_0", "label_1"))
+        registry.register("tiny", make_tiny_bert(tmp_path / "src"), version="v1", preprocessing=pre,
+                          status="active")
+    write_active_pointer(settings.registry_dir, "tiny", "v0-stale")  # as if a switch crashed midway
+    with TestClient(create_app(settings, start_scheduler=False, enrich=False)):
+        assert read_active_pointer(settings.registry_dir, "tiny") == "v1"
