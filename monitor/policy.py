@@ -95,7 +95,7 @@ METRICS: dict[str, str] = {
     "realized_macro_f1": "macro-F1 of the window's labelled rows",
     "realized_accuracy_drop": "reference accuracy minus window accuracy",
     "realized_macro_f1_drop": "reference macro-F1 minus window macro-F1",
-    "hours_since_promotion": "hours since the window's model version was promoted from a parent",
+    "hours_since_promotion": "hours since the window's model version was promoted over an active one",
     "latency_p50_ms": "operational health: latency median",
     "latency_p95_ms": "operational health: latency 95th percentile",
     "latency_p99_ms": "operational health: latency 99th percentile",

@@ -105,7 +105,7 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
 
     Metrics come from the signals' details (confidence means, realized or CBPE-estimated
     performance), the health window of the same run, and the registry (time since the version
-    was promoted from a parent).
+    was last promoted over another active version; ``version["promoted_at"]``).
     """
     result = json.loads(run["result"]) if isinstance(run["result"], str) else dict(run["result"])
     signals: dict[str, SignalObservation] = {}
@@ -145,10 +145,10 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
         if health:
             metrics[key] = _f(health.get(key))
     end = run.get("window_end")
-    if version and version.get("parent_version") and version.get("activated_at") is not None:
-        at = end or now
-        if at is not None:
-            metrics["hours_since_promotion"] = (at - version["activated_at"]).total_seconds() / 3600.0
+    promoted_at = (version or {}).get("promoted_at")
+    at = end or now
+    if promoted_at is not None and at is not None:
+        metrics["hours_since_promotion"] = (at - promoted_at).total_seconds() / 3600.0
     return Window(run_id=str(run["run_id"]), model_name=str(run["model_name"]),
                   model_version=str(run["model_version"]), n_current=int(run["n_current"]),
                   drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end)

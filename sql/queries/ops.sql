@@ -36,9 +36,13 @@ SELECT latency_p50_ms, latency_p95_ms, latency_p99_ms, throughput_per_s, error_r
 FROM health_windows WHERE run_id = $run_id;
 
 -- name: ops_model_version
--- Registry facts of one model version used as policy evidence.
-SELECT version, status, parent_version, activated_at, CAST(metrics AS VARCHAR) AS metrics
-FROM model_versions WHERE model_name = $model_name AND version = $model_version;
+-- Registry facts of one model version used as policy evidence: when it was last promoted
+-- over another active version (registry_events kind 'promote').
+SELECT v.version, v.status, v.parent_version, v.activated_at, CAST(v.metrics AS VARCHAR) AS metrics,
+       (SELECT max(e.created_at) FROM registry_events e
+        WHERE e.model_name = v.model_name AND e.to_version = v.version AND e.kind = 'promote'
+          AND e.from_version IS NOT NULL) AS promoted_at
+FROM model_versions v WHERE v.model_name = $model_name AND v.version = $model_version;
 
 -- name: ops_recent_decisions
 -- Fired decisions of one model since $since (for cooldowns), excluding run $run_id.
