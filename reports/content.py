@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from reports.distributions import ClassShares, Histogram, class_shares, histogram
 from reports.examples import Example, pick_examples
-from reports.projection import Projection, project
+from reports.projection import Projection, project, reduce_pooled
 from reports.tokens import TokenShift, UnknownWord, count_words, over_represented, unknown_words
 from reports.window import embeddings, scalar_columns, strings
 
@@ -76,6 +76,7 @@ def prepare_run(
     shift_fn: ShiftFn | None = None,
     unknown_fn: UnknownFn | None = None,
     shift_cap: int = 2000,
+    shift_dims: int = 32,
     max_points: int = 1500,
     k_examples: int = 10,
     seed: int = 0,
@@ -131,7 +132,8 @@ def prepare_run(
                    else np.sort(rng.choice(ref_emb.shape[0], shift_cap, replace=False)))
         cur_idx = (np.arange(n_cur) if n_cur <= shift_cap
                    else np.sort(rng.choice(n_cur, shift_cap, replace=False)))
-        scores = np.asarray(shift_fn(ref_emb[ref_idx], cur_emb[cur_idx]), dtype=np.float64)
+        ref_low, cur_low = reduce_pooled(ref_emb[ref_idx], cur_emb[cur_idx], shift_dims)
+        scores = np.asarray(shift_fn(ref_low, cur_low), dtype=np.float64)
         full = np.full(n_cur, np.nan)
         full[cur_idx] = scores
         order = cur_idx[np.argsort(-scores, kind="stable")]

@@ -168,16 +168,24 @@ def _evidently_section(content_ref: Mapping[str, np.ndarray], content_cur: Mappi
 
 
 def render_run(store: Store, run_id: str, out_dir: Path) -> Path:
-    """Write the report of one drift run; remember its path in ``drift_runs.report_path``."""
+    """Write the report of one drift run; remember its path in ``drift_runs.report_path``.
+
+    Numerical work runs with single-threaded BLAS: the sidecar shares its cores with the
+    serving process, and multi-threaded BLAS on busy cores is many times slower.
+    """
+    from threadpoolctl import threadpool_limits
+
     out_dir = Path(out_dir)
     run = load_run(store, run_id)
     current = _sample(_current_window(store, run), MAX_ROWS, seed=1)
     reference, ref_note = _reference(store, run, current)
     reference = _sample(reference, MAX_ROWS, seed=2)
-    content = prepare_run(run, run["result"], reference, current, shift_fn=_shift_fn(),
-                          unknown_fn=_unknown_fn(store, run) if current.num_rows else None)
+    unknown_fn = _unknown_fn(store, run) if current.num_rows else None
     note = ref_note or ("" if current.num_rows else "the window's rows are no longer stored")
-    evidently = _evidently_section(content.scalars_reference, content.scalars_current, note)
+    with threadpool_limits(limits=1):
+        content = prepare_run(run, run["result"], reference, current, shift_fn=_shift_fn(),
+                              unknown_fn=unknown_fn)
+        evidently = _evidently_section(content.scalars_reference, content.scalars_current, note)
     path = run_file(out_dir, run_id)
     html = run_page(content, evidently, index_href="../index.html",
                     timeline_href=f"../{timeline_file(out_dir, str(run['model_name'])).name}")
