@@ -121,15 +121,28 @@ class EmbeddingDriftBase(DriftCalculator):
         x = _check_matrix(reference.embedding, "reference")
         self._dim = int(x.shape[1])
         rng = np.random.default_rng(self.seed)
-        idx = self._subsample(x.shape[0], rng)
-        x = x[idx]
-        self._ref_labels = reference.predicted_label[idx]
-        if self.pca_dims is not None and 0 < self.pca_dims < min(x.shape):
-            self._mean = x.mean(axis=0)
-            _, _, vt = np.linalg.svd(x - self._mean, full_matrices=False)
+        n = x.shape[0]
+        perm = rng.permutation(n)
+        # Anything learned from reference rows (PCA axes, bandwidth) must not come from the
+        # rows the permutation test uses, or the test loses its validity (PCA axes fitted on
+        # the tested rows inflate their variance along those axes). Rows beyond the cap are
+        # held out for it; with PCA and a small reference, half of it is held out.
+        held = perm[self.max_rows:]
+        use_pca = self.pca_dims is not None and 0 < self.pca_dims < x.shape[1]
+        if use_pca and held.size < max(50, 2 * (self.pca_dims or 0)):
+            cut = n // 2
+            held, test = perm[:cut], perm[cut:]
+        else:
+            test = perm[: self.max_rows]
+        test = np.sort(test)
+        fit_rows = x[held] if held.size >= 50 else x[test]
+        if use_pca:
+            self._mean = fit_rows.mean(axis=0)
+            _, _, vt = np.linalg.svd(fit_rows - self._mean, full_matrices=False)
             self._components = vt[: self.pca_dims].astype(np.float32)
-        self._ref = self._project(x)
-        self._fit_embedding(self._ref)
+        self._ref_labels = reference.predicted_label[test]
+        self._ref = self._project(x[test])
+        self._fit_embedding(self._project(fit_rows))
 
     def _current(self, current: DriftFrame) -> tuple[np.ndarray, np.ndarray]:
         y = _check_matrix(current.embedding, "current")
@@ -139,8 +152,9 @@ class EmbeddingDriftBase(DriftCalculator):
         idx = self._subsample(y.shape[0], np.random.default_rng(self.seed + 1))
         return self._project(y[idx]), current.predicted_label[idx]
 
-    def _fit_embedding(self, ref: np.ndarray) -> None:
-        """Hook for method-specific fitting on the (projected, capped) reference."""
+    def _fit_embedding(self, rows: np.ndarray) -> None:
+        """Hook for method-specific fitting on projected reference rows (held out from the
+        test sample when the reference is larger than the cap)."""
 
 
 class MMDDrift(EmbeddingDriftBase):
@@ -155,8 +169,8 @@ class MMDDrift(EmbeddingDriftBase):
         self.per_class_permutations = per_class_permutations
         self._gamma = 1.0
 
-    def _fit_embedding(self, ref: np.ndarray) -> None:
-        sample = ref[: min(ref.shape[0], 1000)]
+    def _fit_embedding(self, rows: np.ndarray) -> None:
+        sample = rows[: min(rows.shape[0], 1000)]
         d = _sq_dists(sample, sample)
         off = d[np.triu_indices(sample.shape[0], k=1)]
         med = float(np.median(off)) if off.size else 0.0
@@ -211,19 +225,21 @@ def _weights(n: int, m: int, dtype: type = np.float32) -> np.ndarray:
 
 def _mmd_perm(k: np.ndarray, n: int, n_perm: int,
               rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    """Observed V-statistic MMD² and its permutation null, from one kernel matrix."""
+    """Observed V-statistic MMD² and its permutation null, from one kernel matrix.
+
+    The observed labelling is row 0 of the same product, so statistic and null
+    share one precision; rounding noise below ``_TOL`` counts as 0.
+    """
     w0 = _weights(n, k.shape[0] - n)
-    stat = _clean_stat(float(w0.astype(np.float64) @ k.astype(np.float64) @ w0.astype(np.float64))
-                       if k.shape[0] <= 4096 else float(w0 @ k @ w0))
     member = rng.permuted(np.broadcast_to(np.arange(w0.size) < n, (n_perm, w0.size)), axis=1)
     w = np.where(member, w0[0], w0[-1]).astype(np.float32)
-    null = np.einsum("pi,pi->p", w @ k, w).astype(np.float64)
-    return stat, null
+    w = np.vstack([w0[None, :], w])
+    vals = np.einsum("pi,pi->p", w @ k.astype(np.float32, copy=False), w).astype(np.float64)
+    vals[vals < _TOL] = 0.0
+    return float(vals[0]), vals[1:]
 
 
-def _clean_stat(stat: float) -> float:
-    """MMD² is non-negative; rounding noise of identical samples becomes exactly 0."""
-    return 0.0 if stat < 1e-10 else stat
+_TOL = 1e-7
 
 
 def _mmd_torch(pooled: np.ndarray, n: int, gamma: float, n_perm: int,
@@ -235,13 +251,13 @@ def _mmd_torch(pooled: np.ndarray, n: int, gamma: float, n_perm: int,
     z = torch.from_numpy(pooled).to(dev)
     k = torch.exp(-gamma * torch.cdist(z, z).square())
     w0 = torch.from_numpy(_weights(n, pooled.shape[0] - n)).to(dev)
-    stat = _clean_stat(float(w0.double() @ k.double() @ w0.double()))
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(rng.integers(2**31)))
     order = torch.argsort(torch.rand(n_perm, w0.numel(), device=dev, generator=gen), dim=1)
-    w = w0[order]
-    null = ((w @ k) * w).sum(dim=1).double().cpu().numpy()
-    return stat, null, k.cpu().numpy()
+    w = torch.vstack([w0[None, :], w0[order]])
+    vals = ((w @ k) * w).sum(dim=1).double().cpu().numpy()
+    vals[vals < _TOL] = 0.0
+    return float(vals[0]), vals[1:], k.cpu().numpy()
 
 
 class DomainClassifierDrift(EmbeddingDriftBase):

@@ -79,8 +79,8 @@ def synthetic_frame(n: int, rng: np.random.Generator, *, d: int = 16, shift: flo
     (rounded) confidences, integer token counts, rare UNKs and truncation."""
     classes = np.array(["a", "b", "c", "d"], dtype=object)[: len(prior)]
     pred = rng.choice(classes, size=n, p=np.asarray(prior) / sum(prior))
-    emb = rng.normal(size=(n, d)).astype(np.float32)
-    emb[:, 0] += shift
+    emb = rng.normal(size=(n, d)).astype(np.float32) + 1.0  # a shared mean direction, as in real
+    emb[:, 0] += shift  # sentence embeddings (cosine distances of centroids are meaningful)
     conf = np.round(rng.beta(6, 1.5, size=n), 2)
     n_tok = rng.poisson(18, size=n) + 2
     labels = np.where(rng.random(n) < conf, pred, "a").astype(object)

@@ -122,3 +122,21 @@ def test_label_prior_shift_is_detected_by_class_distribution(
         est = res.details["bbse"]["estimated_prior"][res.details["bbse"]["classes"].index("1")]
         assert est > 0.6  # BBSE sees through the classifier's errors towards the true 0.8
     assert detected / 20 >= 0.95
+
+
+@pytest.mark.parametrize("opts", [{"pca_dims": 4}, {"method": "domain_classifier"},
+                                  {"method": "centroid"}], ids=["mmd-pca", "domain", "centroid"])
+def test_embedding_alternatives_are_valid_under_no_shift(opts: dict[str, object]) -> None:
+    rng = np.random.default_rng(13)
+    options = {"embedding": {**opts, "n_permutations": 100}} if "method" not in opts or \
+        opts["method"] == "domain_classifier" else {"embedding": {**opts, "n_resamples": 100}}
+    if "pca_dims" in opts:
+        options["embedding"]["per_class_permutations"] = 0
+    trials = 100
+    hits = 0
+    for r in range(trials):
+        ref, cur = synthetic_frame(200, rng), synthetic_frame(100, rng)
+        res = DriftSuite(["embedding"], options=options, seed=r).fit(ref).compute(cur).signals[0]
+        assert res.p_value is not None
+        hits += res.p_value < ALPHA
+    assert hits / trials <= 0.12
