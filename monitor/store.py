@@ -153,6 +153,15 @@ class Store:
             except duckdb.Error as exc:
                 raise StoreError(f"statement failed: {exc}") from exc
 
+    def executemany_sql(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one fixed statement once per parameter row (row by row: for small writes and
+        benchmark baselines; bulk data goes through :meth:`registered` and set-wise SQL)."""
+        with self._lock:
+            try:
+                self._con.executemany(sql, [list(r) for r in rows])
+            except duckdb.Error as exc:
+                raise StoreError(f"statement failed: {exc}") from exc
+
     @contextmanager
     def transaction(self) -> Iterator[Store]:
         """Run several calls atomically: all commit or none do."""
