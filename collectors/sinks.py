@@ -133,10 +133,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def encode_json(payload: Mapping[str, Any]) -> bytes:
-    """JSON bytes of a request body (datetimes as ISO 8601, numpy as lists/numbers)."""
-    return json.dumps(payload, default=_json_default, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8")
+def encode_json(payload: Mapping[str, Any], n: int = 1) -> bytes:
+    """JSON bytes of a request body (datetimes as ISO 8601, numpy as lists/numbers).
+
+    Raises :class:`BatchRejected` for values JSON cannot carry (NaN, unknown types).
+    """
+    try:
+        return json.dumps(payload, default=_json_default, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise BatchRejected(f"cannot encode the batch as JSON: {exc}", n) from exc
 
 
 class HttpSink(Sink):
@@ -182,13 +188,13 @@ class HttpSink(Sink):
     def send(self, records: Sequence[Mapping[str, Any]]) -> int:
         if not records:
             return 0
-        body = encode_json({"records": list(records)})
+        body = encode_json({"records": list(records)}, len(records))
         self._deliver("predictions", body, len(records))
         return len(records)
 
     def send_errors(self, errors: Sequence[Mapping[str, Any]]) -> None:
         if errors:
-            self._deliver("errors", encode_json({"errors": list(errors)}), len(errors))
+            self._deliver("errors", encode_json({"errors": list(errors)}, len(errors)), len(errors))
 
     def send_heartbeat(self, beat: Mapping[str, Any]) -> None:
         if time.monotonic() < self._next_attempt:

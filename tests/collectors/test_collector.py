@@ -117,6 +117,16 @@ def test_transient_failures_are_retried_with_backoff_and_counted() -> None:
     assert (s.sink_failures, s.sent, s.dropped) == (2, 1, 0)
 
 
+def test_a_non_mapping_record_is_rejected_alone() -> None:
+    sink = ListSink()
+    col = Collector(sink, flush_interval_s=3600)
+    col.log(None)  # type: ignore[arg-type]
+    col.log(record(0))
+    col.close()
+    s = col.stats()
+    assert (s.rejected, s.sent, len(sink.records)) == (1, 1, 1)
+
+
 def test_rejected_batches_are_counted_not_retried() -> None:
     sink = ListSink(reject=True)
     col = Collector(sink, flush_interval_s=3600)

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from collectors import Collector, HttpSink, ParquetSink
+from collectors import BatchRejected, Collector, HttpSink, ParquetSink
 from collectors.spool import Spool
 from tests.monitor.records import record
 
@@ -158,6 +158,9 @@ def test_rejected_batch_is_counted_not_spooled(sidecar: FakeSidecar, port: int, 
     sidecar.reject_next = True
     sink.send([record(0)])
     assert (sink.rejected, sink.spooled) == (1, 0)
+    with pytest.raises(BatchRejected, match="JSON"):
+        sink.send([record(1, confidence=float("nan"))])  # JSON cannot carry NaN
+    assert sink.spooled == 0 and sidecar.posted == 0
     sink.close()
 
 
