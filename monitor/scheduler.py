@@ -147,7 +147,7 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
     end = run.get("window_end")
     promoted_at = (version or {}).get("promoted_at")
     at = end or now
-    if promoted_at is not None and at is not None:
+    if promoted_at is not None and at is not None and at >= promoted_at:
         metrics["hours_since_promotion"] = (at - promoted_at).total_seconds() / 3600.0
     return Window(run_id=str(run["run_id"]), model_name=str(run["model_name"]),
                   model_version=str(run["model_version"]), n_current=int(run["n_current"]),

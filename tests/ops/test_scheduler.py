@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from collectors.schema import records_to_table
 from monitor.actions.notify import NotifyAction
+from monitor.drift.references import create_reference
 from monitor.policy import Policy, load_policy, parse_policy
 from monitor.scheduler import Scheduler
 from monitor.settings import Settings
@@ -286,3 +288,37 @@ def test_sidecar_lifespan_starts_and_stops_the_real_scheduler(tmp_path: Path) ->
         assert count(store, "drift_runs") == 1  # the scheduled drift_check ran inside the sidecar
         jobs = store.fetch_dicts("ops_job_runs", {"prefix": "drift_check:"})
         assert jobs and jobs[0]["status"] == "ok"
+
+
+def test_macro_f1_drop_after_a_promotion_rolls_back(store: Store, tmp_path: Path, tiny_bert_dir: Path,
+                                                    receiver: Receiver) -> None:
+    from monitor.registry import Registry
+
+    registry = Registry(store, tmp_path / "models")
+    registry.register("sentiment", tiny_bert_dir, version="v1", status="active")
+    registry.register("sentiment", tiny_bert_dir, version="v2", parent="v1")
+    registry.promote("sentiment", "v2", reason="retrained on production labels")
+    promoted_at = store.fetchall_sql(
+        "SELECT max(created_at) FROM registry_events WHERE kind = 'promote'")[0][0]
+    start = promoted_at + timedelta(seconds=1)  # live traffic of v2 after its promotion
+    now = start + timedelta(hours=2)
+    seed_reference_labelled = make_records(300, seed=1, start=now - timedelta(days=3), version="v2",
+                                           labelled=1.0)
+    table, _ = records_to_table(seed_reference_labelled)
+    create_reference(store, "ref-v2", table, model_name="sentiment", model_version="v2", origin="test")
+    window = make_records(300, seed=2, start=start, version="v2", labelled=1.0)
+    for i, r in enumerate(window):  # the promoted model is wrong on half of the labelled traffic
+        if i % 2 == 0:
+            r["label"] = "negative" if r["predicted_label"] == "positive" else "positive"
+    store.insert_predictions(window)
+    sched = Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: now)
+    result = sched.run_cycle(reports=False)
+    fired = [d for d in result.decisions if d.outcome == "fired"]
+    assert [d.rule for d in fired] == ["rollback-after-promotion"], result.to_dict()
+    metrics = fired[0].evidence["metrics"]
+    assert metrics["realized_macro_f1_drop"] > 0.3 and 0 < metrics["hours_since_promotion"] < 0.1
+    assert [(a.kind, a.status) for a in result.actions] == [("notify", "ok"), ("rollback", "ok")]
+    assert result.actions[1].detail == {"from_version": "v2", "active_version": "v1"}
+    active = registry.active("sentiment")
+    assert active is not None and active.version == "v1"
+    assert receiver.requests[0]["json"]["alert"]["rule"] == "rollback-after-promotion"
