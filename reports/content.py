@@ -51,8 +51,10 @@ class RunContent:
     scalars_current: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-_HIST_RANGES: dict[str, tuple[float, float] | None] = {
-    "confidence": (0.0, 1.0), "entropy": None, "n_tokens": None, "unk_rate": None,
+#: histogram of each scalar column: (value range or None for the pooled range, integer bins)
+_HISTOGRAMS: dict[str, tuple[tuple[float, float] | None, bool]] = {
+    "confidence": ((0.0, 1.0), False), "entropy": (None, False), "n_tokens": (None, True),
+    "unk_rate": (None, False),
 }
 
 
@@ -84,8 +86,8 @@ def prepare_run(
     """Assemble the report data of one drift run."""
     ref_s, cur_s = scalar_columns(reference), scalar_columns(current)
     classes = class_shares(list(ref_s.get("predicted_label", [])), list(cur_s.get("predicted_label", [])))
-    hists = {name: histogram(ref_s[name], cur_s[name], value_range=rng)
-             for name, rng in _HIST_RANGES.items() if name in ref_s and name in cur_s
+    hists = {name: histogram(ref_s[name], cur_s[name], value_range=rng, integer=integer)
+             for name, (rng, integer) in _HISTOGRAMS.items() if name in ref_s and name in cur_s
              and ref_s[name].size and cur_s[name].size}
 
     ref_emb, cur_emb = embeddings(reference), embeddings(current)

@@ -26,8 +26,10 @@ def histogram(
     *,
     bins: int = 20,
     value_range: tuple[float, float] | None = None,
+    integer: bool = False,
 ) -> Histogram:
-    """Histogram both sides on common edges (``value_range`` or the pooled finite range)."""
+    """Histogram both sides on common edges (``value_range`` or the pooled finite range);
+    ``integer`` data spanning at most 60 values gets one bin per value."""
     ref = reference[np.isfinite(reference)]
     cur = current[np.isfinite(current)]
     if value_range is None:
@@ -36,9 +38,7 @@ def histogram(
         if hi <= lo:
             hi = lo + 1.0
         value_range = (lo, hi)
-    pooled_int = np.concatenate([ref, cur])
-    if (pooled_int.size and np.all(pooled_int == np.round(pooled_int))
-            and value_range[1] - value_range[0] <= 60):
+    if integer and value_range[1] - value_range[0] <= 60:
         # integer data (token counts): one bin per value, centred on it
         edges = np.arange(np.floor(value_range[0]) - 0.5, np.ceil(value_range[1]) + 1.0, 1.0)
         value_range = (float(edges[0]), float(edges[-1]))

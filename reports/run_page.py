@@ -171,7 +171,8 @@ def _what_changed(content: RunContent) -> str:
         else:
             parts.append('<p class="note">None.</p>')
     parts.append('<h3>Most-shifted examples</h3><p class="note">Rows a domain classifier (reference vs '
-                 "current, cross-fitted) finds least like the reference. "
+                 "current, cross-fitted) finds least like the reference; the shift score is its "
+                 "probability that the row is from the current window (0.5: indistinguishable). "
                  f"{escape(content.shifted_note)}</p>")
     parts.append(_examples_table(content.most_shifted, "shift score")
                  if content.most_shifted else "")

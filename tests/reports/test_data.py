@@ -51,10 +51,12 @@ def test_histogram_shares_sum_to_one_on_shared_edges() -> None:
 
 
 def test_histogram_of_integers_has_one_bin_per_value() -> None:
-    h = histogram(np.array([3.0, 4.0, 4.0]), np.array([5.0, 5.0]))
+    h = histogram(np.array([3.0, 4.0, 4.0]), np.array([5.0, 5.0]), integer=True)
     assert h.edges == (2.5, 3.5, 4.5, 5.5)
     assert h.reference == pytest.approx((1 / 3, 2 / 3, 0.0))
     assert h.current == pytest.approx((0.0, 0.0, 1.0))
+    zeros = histogram(np.zeros(4), np.zeros(3), bins=10)
+    assert zeros.edges[0] == 0.0 and zeros.edges[-1] == 1.0 and zeros.reference[0] == 1.0
 
 
 def test_class_shares_cover_labels_of_both_sides() -> None:
