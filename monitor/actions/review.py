@@ -132,10 +132,10 @@ class ReviewAction(Action):
             "score": pa.array([p["score"] for p in picked], pa.float64()),
         })
         store = context.store
-        before = int(store.fetchall_sql("SELECT count(*) FROM review_queue")[0][0])
+        before = int(store.execute("ops_review_count")[0][0])
         with store.transaction(), store.registered("_review", table):
             store.execute("ops_review_insert")
-        after = int(store.fetchall_sql("SELECT count(*) FROM review_queue")[0][0])
+        after = int(store.execute("ops_review_count")[0][0])
         by_reason: dict[str, int] = {}
         for p in picked:
             by_reason[p["reason"]] = by_reason.get(p["reason"], 0) + 1

@@ -77,8 +77,7 @@ def alert_payload(decision: Decision) -> dict[str, Any]:
 def record_decision(store: Store, decision: Decision) -> bool:
     """Store the decision (and its alert when fired); False when this window's was stored before."""
     evidence = json.dumps(decision.evidence, default=str)
-    before = store.fetchall_sql("SELECT count(*) FROM policy_decisions WHERE decision_id = $id",
-                                {"id": decision.decision_id})
+    before = store.execute("ops_decision_exists", {"decision_id": decision.decision_id})
     with store.transaction():
         store.execute("ops_insert_decision", {
             "decision_id": decision.decision_id, "run_id": decision.run_id,

@@ -145,3 +145,11 @@ WHERE model_name = $model_name AND model_version = $model_version AND ($after IS
 -- Records of one model version in [start, end).
 SELECT count(*) FROM predictions
 WHERE model_name = $model_name AND model_version = $model_version AND ts >= $start AND ts < $end;
+
+-- name: ops_review_count
+-- Rows in the review queue.
+SELECT count(*) FROM review_queue;
+
+-- name: ops_decision_exists
+-- Whether a decision with this id is stored.
+SELECT count(*) FROM policy_decisions WHERE decision_id = $decision_id;
