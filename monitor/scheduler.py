@@ -35,6 +35,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from monitor.actions.runner import ActionRecord, record_decision, run_decision_actions
+from monitor.errors import PolicyError
 from monitor.jobs import FunctionJob, JobRun
 from monitor.policy import (
     Decision,
@@ -305,7 +306,7 @@ class Scheduler:
         """The windows (oldest first) and past firings the policy needs to judge ``run_id``."""
         run = self.store.fetch_dicts("ops_run", {"run_id": run_id})
         if not run:
-            raise LookupError(f"no drift run {run_id}")
+            raise PolicyError(f"cannot evaluate drift run {run_id!r}: no such run")
         model_name, version = run[0]["model_name"], run[0]["model_version"]
         rows = self.store.fetch_dicts("ops_run_history", {"model_name": model_name, "run_id": run_id,
                                                           "n": self.policy.max_for})

@@ -322,3 +322,10 @@ def test_macro_f1_drop_after_a_promotion_rolls_back(store: Store, tmp_path: Path
     active = registry.active("sentiment")
     assert active is not None and active.version == "v1"
     assert receiver.requests[0]["json"]["alert"]["rule"] == "rollback-after-promotion"
+
+
+def test_evaluating_an_unknown_run_is_a_policy_error(store: Store, tmp_path: Path) -> None:
+    from monitor.errors import PolicyError
+
+    with pytest.raises(PolicyError, match="no such run"):
+        Scheduler(settings_for(tmp_path), store).evaluate_run("nope")
