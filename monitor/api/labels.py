@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import check_fields, parse_json, read_body, surrogate_errors, take_batch
 from monitor.api.errors import ApiError
@@ -42,4 +41,4 @@ def _store_labels(state: AppState, body: bytes) -> dict[str, int]:
 async def post_labels(request: Request, state: StateDep) -> dict[str, int]:
     """Upsert delayed labels; answer once they are committed."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(_store_labels, state, body)
+    return await state.run_ingest(_store_labels, state, body)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import parse_json, read_body, surrogate_errors, take_batch
 from monitor.api.errors import ApiError
@@ -85,4 +84,4 @@ def ingest(state: AppState, body: bytes) -> dict[str, int]:
 async def post_predictions(request: Request, state: StateDep) -> dict[str, int]:
     """Commit a batch of prediction records; answer only once they are durable."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(ingest, state, body)
+    return await state.run_ingest(ingest, state, body)

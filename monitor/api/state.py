@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 
 from monitor.api.errors import ApiError
@@ -14,6 +17,8 @@ from monitor.settings import Settings
 from monitor.store import Store
 
 __all__ = ["AppState", "StateDep", "get_state"]
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -25,6 +30,15 @@ class AppState:
     store: Store | None = None
     enricher: Enricher | None = None
     scheduler: Any = None
+    #: at most this many request bodies are parsed and validated at once (memory bound: a
+    #: parsed 16 MB JSON body is several times larger as Python objects; the store lock
+    #: serialises the commits anyway)
+    #: (created by the lifespan, inside the app's event loop)
+    ingest_slots: anyio.CapacityLimiter | None = None
+
+    async def run_ingest(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run blocking ingest work in a worker thread, bounded by :attr:`ingest_slots`."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.ingest_slots)
 
     def open_store(self) -> Store:
         """The open store, or a 503 when the app is not started."""

@@ -18,7 +18,6 @@ from typing import Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import parse_json, read_body, surrogate_errors, take_batch
 from monitor.api.errors import ApiError
@@ -77,11 +76,11 @@ def _store_heartbeat(state: AppState, body: bytes) -> dict[str, int]:
 async def post_errors(request: Request, state: StateDep) -> dict[str, int]:
     """Store serving errors / tokenizer failures reported by a collector."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(_store_errors, state, body)
+    return await state.run_ingest(_store_errors, state, body)
 
 
 @router.post("/v1/heartbeat", status_code=202)
 async def post_heartbeat(request: Request, state: StateDep) -> dict[str, int]:
     """Store one collector heartbeat."""
     body = await read_body(request, state.settings.max_body_bytes)
-    return await run_in_threadpool(_store_heartbeat, state, body)
+    return await state.run_ingest(_store_heartbeat, state, body)
