@@ -24,6 +24,7 @@ __all__ = [
     "nice_ticks",
     "scatter",
     "time_series",
+    "time_ticks",
 ]
 
 COLORS = {
@@ -251,9 +252,25 @@ class Marker:
     color: str
 
 
+_TIME_STEPS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800,
+               604800, 2592000)
+
+
+def time_ticks(t0: float, t1: float, max_ticks: int = 7) -> list[float]:
+    """Round UTC times (epoch seconds) in ``[t0, t1]``: whole minutes, hours, days…"""
+    span = max(t1 - t0, 1.0)
+    step = next((s for s in _TIME_STEPS if span / s <= max_ticks), _TIME_STEPS[-1])
+    first = math.ceil(t0 / step) * step
+    return [float(t) for t in np.arange(first, t1 + 1e-9, step)]
+
+
 def _time_label(t: float, span: float) -> str:
     d = datetime.fromtimestamp(t, tz=UTC)
-    return d.strftime("%H:%M:%S") if span < 600 else d.strftime("%m-%d %H:%M")
+    if span < 600:
+        return d.strftime("%H:%M:%S")
+    if span < 86400:
+        return d.strftime("%H:%M")
+    return d.strftime("%m-%d %H:%M")
 
 
 def time_series(
@@ -318,9 +335,11 @@ def time_series(
         out.append(f'<text x="{left - 6}" y="{_f(yy + 4)}" class="tk" text-anchor="end">'
                    f"{escape(lab)}</text>")
     span = tx1 - tx0
-    for t in np.linspace(tx0 + pad, tx1 - pad, 5) if span > 2 * pad else [tx0 + pad]:
-        out.append(f'<text x="{_f(sx(float(t)))}" y="{height - bottom + 16}" class="tk" '
-                   f'text-anchor="middle">{escape(_time_label(float(t), span))}</text>')
+    for t in time_ticks(tx0, tx1):
+        out.append(f'<line x1="{_f(sx(t))}" x2="{_f(sx(t))}" y1="{top}" y2="{top + ph}" '
+                   f'stroke="{COLORS["grid"]}"/>')
+        out.append(f'<text x="{_f(sx(t))}" y="{height - bottom + 16}" class="tk" '
+                   f'text-anchor="middle">{escape(_time_label(t, span))}</text>')
     out.append(f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" class="ax" '
                f'text-anchor="middle">{escape(ylabel)}</text>')
     for v in vlines:

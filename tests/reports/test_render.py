@@ -155,3 +155,39 @@ def test_cli_report_renders_into_a_directory(rendered: Any, tmp_path: Path) -> N
     with Store(store_copy) as copy:
         paths = [r["report_path"] for r in copy.fetch_dicts("reports_runs", {"model_name": None})]
     assert all(p and p.startswith(str((tmp_path / "o").resolve())) for p in paths)
+
+
+def test_timeline_shows_health_windows_and_registry_promotions(rendered: Any, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from reports.render import render_timeline
+    from tests.reports.synthetic import MODEL, T0
+
+    store, _, _ = rendered
+    for i in range(3):
+        store.fetchall_sql(
+            "INSERT INTO health_windows (health_id, model_name, model_version, window_end, n_records, "
+            "latency_p50_ms, latency_p95_ms, latency_p99_ms, n_errors, n_tokenizer_failures, error_rate, "
+            "dropped) VALUES ($id, $m, 'v1', $t, 300, $p50, $p95, $p99, $e, 0, $r, $d)",
+            {"id": f"h{i}", "m": MODEL, "t": T0 + timedelta(hours=i + 1), "p50": 10.0 + i,
+             "p95": 30.0 + 5 * i, "p99": 60.0 + 20 * i, "e": i, "r": i / 300, "d": 10 * i})
+    store.fetchall_sql(
+        "INSERT INTO registry_events (event_id, model_name, kind, from_version, to_version, created_at) "
+        "VALUES ('e1', $m, 'promote', 'v1', 'v2', $t)", {"m": MODEL, "t": T0 + timedelta(minutes=150)})
+    page = render_timeline(store, MODEL, tmp_path).read_text()
+    health = page[page.index('id="health"'):]
+    assert health.count('<svg class="chart"') == 3
+    assert "p99" in health and "queue drops" in health
+    assert "promote → v2" in page
+
+
+def test_a_run_whose_rows_were_deleted_still_renders(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    store = build_store(tmp_path / "db.duckdb", shifts=(0.9,), n_ref=100, n_cur=100)
+    (run_id,) = [r["run_id"] for r in store.fetch_dicts("reports_runs", {"model_name": None})]
+    store.delete_before(datetime(2100, 1, 1, tzinfo=UTC))
+    page = render_run(store, run_id, tmp_path / "out").read_text()
+    store.close()
+    assert 'class="verdict drifted"' in page  # the stored verdict is still shown
+    assert "the window&#x27;s rows are no longer stored" in page
