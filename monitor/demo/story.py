@@ -96,6 +96,9 @@ class _State:
     stage_s: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     seen_messages: int = 0
+    seen_retrains: int = 0
+    collector: Any = None  # collectors.collector.Collector, created on first use
+    sim_now: datetime = field(default_factory=lambda: datetime.now(UTC))
     loaded: tuple[str, Any] | None = None  # (version, TextEncoder)
 
 
@@ -138,45 +141,41 @@ def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
 
 
 # -- stage 0: settings, policy, receiver ---------------------------------------------
-def write_demo_policy(out: Path, webhook_url: str) -> Path:
-    """Copy the shipped default policy into ``out`` with every webhook URL set to ``webhook_url``."""
+def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
+    """Copy the shipped default policy into ``out`` for the demo and return its path.
+
+    Changes, each stated in the file's header: the notify action posts to
+    ``webhook_url`` (the local receiver), and a rule's ``min_samples`` is
+    capped at the demo's window size (the quick variant's windows are smaller
+    than the shipped minimum). Rules, conditions, ``for`` and cooldowns are
+    the shipped ones.
+    """
     import yaml
 
-    from monitor import policy as policy_mod
+    from monitor.policy import default_policy_path, load_policy
 
-    shipped = Path(policy_mod.__file__).resolve().parent / "policies" / "default.yaml"
+    shipped = default_policy_path()
     try:
         doc = yaml.safe_load(shipped.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{shipped}: cannot read the shipped default policy: {exc}") from exc
-    n = _set_webhooks(doc, webhook_url)
-    if n == 0:
-        raise ConfigError(f"{shipped}: no notify action with a url to point at the demo receiver")
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise ConfigError(f"{shipped}: expected a mapping with a list of rules")
+    actions = doc.setdefault("actions", {})
+    actions.setdefault("notify", {})["url"] = webhook_url
+    capped: list[str] = []
+    for rule in doc["rules"]:
+        if isinstance(rule, dict) and int(rule.get("min_samples", 0)) > window_size:
+            capped.append(f"{rule.get('name')}: {rule['min_samples']} -> {window_size}")
+            rule["min_samples"] = window_size
     path = out / "demo-policy.yaml"
-    header = (f"# Written by `shiftwatch demo`: the shipped default policy ({shipped.name}) with its\n"
-              f"# webhook URLs pointed at the demo's local receiver.\n")
-    path.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    policy_mod.load_policy(path)  # validate now, not in the first cycle
+    header = [f"# Written by `shiftwatch demo`: the shipped default policy ({shipped.name}) with",
+              f"# - notify posting to the demo's local webhook receiver ({webhook_url})"]
+    if capped:
+        header.append(f"# - min_samples capped at the demo window size: {'; '.join(capped)}")
+    path.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    load_policy(path)  # validate now, not in the first cycle
     return path
-
-
-def _set_webhooks(node: Any, url: str) -> int:
-    """Point every ``url`` of a ``notify`` action at ``url``; return how many were set."""
-    n = 0
-    if isinstance(node, dict):
-        kind = node.get("kind") or node.get("type") or node.get("action")
-        if kind == "notify":
-            for key in ("url", "webhook_url", "webhook"):
-                if key in node or key == "url":
-                    node[key] = url
-                    n += 1
-                    break
-        for value in node.values():
-            n += _set_webhooks(value, url)
-    elif isinstance(node, list):
-        for value in node:
-            n += _set_webhooks(value, url)
-    return n
 
 
 # -- stage 1: v1 ----------------------------------------------------------------------
@@ -239,10 +238,11 @@ def _encoder(state: _State, mv: ModelVersion) -> Any:
 # -- stage 2: serving ------------------------------------------------------------------
 def _serve(state: _State, window: TrafficWindow) -> None:
     """Classify one window through the instrumented classifier; records land in DuckDB."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from collectors.collector import Collector
     from collectors.instrument import InstrumentedClassifier
     from collectors.sinks import DuckDBSink
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     mv = state.registry.active(state.options.model_name)
     if mv is None:
@@ -251,21 +251,24 @@ def _serve(state: _State, window: TrafficWindow) -> None:
     state.served_by[window.index] = mv.version
     stamps = window.timestamps()
     correct = 0
-    batch = 32
-    with Collector(DuckDBSink(state.store), flush_size=500, flush_interval_s=0.5) as collector:
-        clf = InstrumentedClassifier(
-            encoder.model, encoder.tokenizer, collector, model_name=mv.model_name, model_version=mv.version,
-            pooling=mv.preprocessing.pooling, max_length=mv.preprocessing.max_length, log_text=True,
-            source=window.name)
-        with Progress(TextColumn("  serving {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=state.console, transient=True) as bar:
-            task = bar.add_task(window.name, total=len(window.texts))
-            for s in range(0, len(window.texts), batch):
-                texts = window.texts[s:s + batch]
-                preds = clf.predict(texts, ts=stamps[s:s + batch])
-                for p, truth in zip(preds, window.labels[s:s + batch], strict=True):
-                    correct += int(_predicted_label(p) == truth)
-                bar.advance(task, len(texts))
+    batch = 16  # requests of 16 texts, each stamped with its simulated arrival time
+    if state.collector is None:
+        state.collector = Collector(DuckDBSink(state.store), flush_size=500, flush_interval_s=0.5,
+                                    model_name=mv.model_name)
+    clf = InstrumentedClassifier(
+        encoder.model, encoder.tokenizer, state.collector, model_name=mv.model_name,
+        model_version=mv.version, pooling=mv.preprocessing.pooling, max_length=mv.preprocessing.max_length,
+        log_text=True, source=window.name)
+    with Progress(TextColumn("  serving {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=state.console, transient=True) as bar:
+        task = bar.add_task(window.name, total=len(window.texts))
+        for s in range(0, len(window.texts), batch):
+            texts = window.texts[s:s + batch]
+            preds = clf.predict(texts, ts=stamps[s])
+            for p, truth in zip(preds, window.labels[s:s + batch], strict=True):
+                correct += int(_predicted_label(p) == truth)
+            bar.advance(task, len(texts))
+    state.collector.flush()  # the scheduler's check must see the whole window
     for text, label in zip(window.texts, window.labels, strict=True):
         state.truth[text] = label
     acc = correct / max(len(window.texts), 1)
@@ -289,10 +292,13 @@ def _predicted_label(pred: Any) -> str:
 # -- stage 3: monitoring cycle ---------------------------------------------------------
 def _cycle(state: _State, scheduler: Any, window: TrafficWindow) -> None:
     before = state.registry.active(state.options.model_name)
+    state.sim_now = window.end + timedelta(minutes=1)
     result = scheduler.run_cycle()
     _print_cycle(state, result)
     _print_messages(state)
-    _label_reviews(state)
+    _label_reviews(state, window)
+    _delayed_labels(state, window)
+    _print_retrains(state)
     after = state.registry.active(state.options.model_name)
     if before is not None and after is not None and after.version != before.version:
         state.console.print(f"[bold green]active version changed: {before.version} → {after.version}[/] "
@@ -300,18 +306,46 @@ def _cycle(state: _State, scheduler: Any, window: TrafficWindow) -> None:
 
 
 def _print_cycle(state: _State, result: Any) -> None:
-    runs = state.store.fetch_dicts("demo_windows", {"model_name": state.options.model_name})
-    if runs:
-        r = runs[-1]
+    """What the cycle did: each drift run (from the DB), decisions, actions, job failures."""
+    runs = {r["run_id"]: r for r in state.store.fetch_dicts("demo_windows",
+                                                            {"model_name": state.options.model_name})}
+    for run_id in result.drift_runs:
+        r = runs.get(run_id)
+        if r is None:
+            continue
         verdict = "[bold red]DRIFT[/]" if r["drifted"] else "[green]no drift[/]"
-        state.console.print(f"  drift check {r['run_id']} ({r['model_version']} vs {r['reference_name']}, "
+        state.console.print(f"  drift check ({r['model_version']} vs reference {r['reference_name']}, "
                             f"{r['n_current']} rows): {verdict}"
-                            + (f" — signals: {r['signals_fired']}" if r["signals_fired"] else ""))
-        if r["n_alerts"]:
-            state.console.print(f"  [bold magenta]alert[/] ({r['rules']}) → actions: {r['actions'] or '—'}")
-    summary = getattr(result, "summary", None)
-    if callable(summary):
-        state.console.print(f"  [dim]{summary()}[/]")
+                            + (f" — signals fired: {r['signals_fired']}" if r["signals_fired"] else ""))
+    if not result.drift_runs:
+        why = "; ".join(f"{k}: {v}" for k, v in result.skipped.items()) or "no new window"
+        state.console.print(f"  [dim]no drift run this cycle ({why})[/]")
+    for d in result.decisions:
+        style = "bold magenta" if d.outcome == "fired" else "dim"
+        state.console.print(f"  [{style}]policy: rule {d.rule} ({d.severity}) → {d.outcome}[/]"
+                            + (f", actions: {', '.join(a.kind for a in d.actions)}" if d.fired else ""))
+    for a in result.actions:
+        state.console.print(f"  action {a.kind}: {a.status}" + (" (reused)" if a.reused else ""))
+    for j in result.jobs:
+        if not j.ok:
+            state.console.print(f"  [red]job {j.job} failed: {j.error}[/]")
+
+
+def _print_retrains(state: _State) -> None:
+    """New retrain runs: candidate, decision and its reasons (from ``retrain_runs``)."""
+    runs = state.store.fetch_dicts("demo_retrain_runs", {"model_name": state.options.model_name})
+    for r in runs[state.seen_retrains:]:
+        reasons = r["reasons"]
+        if isinstance(reasons, str):
+            try:
+                reasons = json.loads(reasons)
+            except ValueError:
+                reasons = [reasons]
+        state.console.print(f"  [bold]retrain[/] {r['parent_version']} → candidate "
+                            f"{r['candidate_version'] or '—'}: [bold]{r['status']}[/]")
+        for reason in reasons or []:
+            state.console.print(f"    - {reason}")
+    state.seen_retrains = len(runs)
 
 
 def _print_messages(state: _State) -> None:
@@ -321,18 +355,59 @@ def _print_messages(state: _State) -> None:
     state.seen_messages = len(messages)
 
 
-def _label_reviews(state: _State) -> None:
-    """Label pending review-queue rows from the data set's true labels (a stand-in reviewer)."""
-    pending = state.store.fetch_dicts("demo_review_pending", {"model_name": state.options.model_name})
-    labelled = [{"event_id": r["event_id"], "label": state.truth[r["text"]]}
-                for r in pending if r["text"] in state.truth]
-    if not labelled:
-        return
-    from monitor import review
+def _label_reviews(state: _State, window: TrafficWindow) -> None:
+    """Label pending review-queue rows from the data set's true labels (a stand-in reviewer).
 
-    n = review.apply_labels(state.store, labelled, reviewer="demo (data set's true labels)")
-    state.console.print(f"  review queue: {n} row(s) labelled [bold]from the data set's true labels[/] "
-                        "(the demo stands in for a human reviewer)")
+    The real round trip: ``monitor.review.export_queue`` writes the queue to a CSV under
+    ``OUT/review/``, the demo fills in the ``label`` column from the data sets, and
+    ``monitor.review.import_labels`` reads it back (labels + queue rows marked labelled).
+    """
+    import csv
+
+    from monitor.review import export_queue, import_labels
+
+    folder = state.options.out / "review"
+    queue = folder / f"{window.name}-queue.csv"
+    n = export_queue(state.store, queue, model_name=state.options.model_name)
+    if n == 0:
+        queue.unlink(missing_ok=True)
+        return
+    with queue.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:
+        row["label"] = state.truth.get(row.get("text") or "", "")
+    done = folder / f"{window.name}-labelled.csv"
+    with done.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    result = import_labels(state.store, done, source="demo-reviewer")
+    state.console.print(f"  review queue: {result.labeled} row(s) exported to {queue.name}, labelled "
+                        "[bold]from the data set's true labels[/] (the demo stands in for a human "
+                        f"reviewer) and imported from {done.name}")
+
+
+def _delayed_labels(state: _State, window: TrafficWindow) -> None:
+    """Ground truth for a share of the window arrives after its check (from the data set's labels)."""
+    import numpy as np
+
+    frac = state.plan.label_fraction
+    if frac <= 0:
+        return
+    rows = state.store.fetch_dicts("demo_window_rows", {"model_name": state.options.model_name,
+                                                        "source": window.name})
+    rows = [r for r in rows if r["text"] in state.truth]
+    if not rows:
+        return
+    rng = np.random.default_rng([state.options.seed, window.index])
+    pick = rng.choice(len(rows), size=round(frac * len(rows)), replace=False)
+    labels = [{"event_id": rows[i]["event_id"], "label": state.truth[rows[i]["text"]],
+               "source": "demo-delayed-ground-truth"} for i in sorted(pick)]
+    n = state.store.insert_labels(labels, source="demo")
+    state.console.print(f"  delayed ground truth: {n} of {len(rows)} rows of {window.name} labelled "
+                        "[bold]from the data set's true labels[/] (standing in for late customer feedback)")
 
 
 # -- stage 4/5: evaluation and reports --------------------------------------------------
@@ -393,7 +468,11 @@ def run_demo(options: DemoOptions, *, console: Console | None = None) -> DemoRes
         try:
             state = _State(console=console, options=options, plan=plan, settings=settings, store=store,
                            registry=Registry(store, settings.registry_dir), receiver=receiver, data=data)
-            index = _story(state)
+            try:
+                index = _story(state)
+            finally:
+                if state.collector is not None:
+                    state.collector.close()
             summary = collect_summary(store, options.model_name, data.windows, served_by=state.served_by,
                                       window_accuracy=state.window_accuracy,
                                       accuracy=state.accuracy,
@@ -424,12 +503,13 @@ def _story(state: _State) -> Path | None:
     scheduler: Any = None
     with _stage(state, "setup", "policy and scheduler"):
         try:
-            policy_path = write_demo_policy(opts.out, state.receiver.url)
+            policy_path = write_demo_policy(opts.out, state.receiver.url, window_size=plan.window_size)
             state.settings = state.settings.model_copy(update={"policy_file": policy_path})
             console.print(f"policy: {policy_path} (the shipped default's rules, notify → local receiver)")
             from monitor.scheduler import Scheduler
 
-            scheduler = Scheduler(state.settings, state.store)
+            # the scheduler's clock is the simulated one: cooldowns count simulated hours
+            scheduler = Scheduler(state.settings, state.store, clock=lambda: state.sim_now)
         except (ImportError, ShiftwatchError) as exc:
             _skip(state, "policy/scheduler (drift checks, alerts, actions)", exc)
 

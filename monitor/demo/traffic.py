@@ -43,17 +43,18 @@ class TrafficPlan:
     n_eval: int
     schedule: tuple[str, ...]
     window_hours: float = 1.0
+    label_fraction: float = 0.5  # share of each window whose ground truth arrives after its check
 
     @classmethod
     def full(cls) -> TrafficPlan:
-        """The full story: 150-row windows, 450 Amazon training sentences."""
-        return cls(n_train=450, n_validation=100, n_reference=150, window_size=150, n_eval=200,
+        """The full story: 200-row windows, 350 Amazon training sentences."""
+        return cls(n_train=350, n_validation=100, n_reference=150, window_size=200, n_eval=200,
                    schedule=("amazon", "amazon", "yelp", "yelp", "imdb", "sst2", "yelp", "imdb"))
 
     @classmethod
     def quick(cls) -> TrafficPlan:
         """The same story with smaller splits and windows (CI)."""
-        return cls(n_train=240, n_validation=60, n_reference=100, window_size=80, n_eval=100,
+        return cls(n_train=250, n_validation=60, n_reference=100, window_size=100, n_eval=100,
                    schedule=("amazon", "amazon", "yelp", "yelp", "imdb", "sst2", "yelp", "imdb"))
 
     def __post_init__(self) -> None:
@@ -63,6 +64,8 @@ class TrafficPlan:
         unknown = [d for d in self.schedule if d not in _DOMAINS]
         if unknown:
             raise ConfigError(f"traffic plan: unknown domain(s) {unknown} (choose from {_DOMAINS})")
+        if not 0.0 <= self.label_fraction <= 1.0:
+            raise ConfigError("traffic plan: label_fraction must be in [0, 1]")
         if not self.window_hours > 0:
             raise ConfigError("traffic plan: window_hours must be positive")
 

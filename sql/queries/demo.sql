@@ -80,3 +80,19 @@ WHERE model_name = $model_name AND report_path IS NOT NULL ORDER BY window_end;
 -- name: demo_job_runs
 -- Scheduler job runs by job name and status.
 SELECT job, status, count(*) AS n, sum(duration_s) AS total_s FROM job_runs GROUP BY ALL ORDER BY job, status;
+
+-- name: demo_window_rows
+-- Logged rows of one traffic window (tagged with the window's name as source), oldest first.
+SELECT event_id, ts, model_version, predicted_label, text FROM predictions
+WHERE model_name = $model_name AND source = $source ORDER BY ts, event_id;
+
+-- name: demo_run_sources
+-- For each drift run of a model, the traffic-window tags (source) of the rows it checked, oldest first.
+SELECT r.run_id, r.model_version, r.drifted, r.report_path,
+       string_agg(DISTINCT p.source, ',' ORDER BY p.source) AS sources, count(*) AS n_rows
+FROM drift_runs r
+JOIN predictions p ON p.model_name = r.model_name AND p.model_version = r.model_version
+                  AND p.ts >= r.window_start AND p.ts < r.window_end
+WHERE r.model_name = $model_name
+GROUP BY r.run_id, r.model_version, r.drifted, r.report_path
+ORDER BY min(p.ts);

@@ -56,6 +56,8 @@ def test_oversized_bodies_are_refused() -> None:
     ({"rule": "r1", "severity": "critical", "model_name": "m", "extra": 1},
      "json: rule=r1, severity=critical, model_name=m"),
     ({"other": 1}, 'json: {"other": 1}'),
+    ({"status": "firing", "source": "shiftwatch", "alert": {"rule": "r", "severity": "warning", "x": 2}},
+     "json (firing): rule=r, severity=warning"),
     ("plain", "plain"),
 ])
 def test_describe(body: object, expected: str) -> None:
