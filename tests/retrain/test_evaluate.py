@@ -31,7 +31,8 @@ def test_rejects_catastrophic_forgetting_even_with_a_big_gain() -> None:
 
 
 def test_thresholds_are_inclusive_and_no_active_promotes() -> None:
-    assert decide({"production": 0.72, "original": 0.90}, {"production": 0.70, "original": 0.91}, GUARD).promote
+    active = {"production": 0.70, "original": 0.91}
+    assert decide({"production": 0.72, "original": 0.90}, active, GUARD).promote
     d = decide({"production": 0.5, "original": 0.5}, None, GUARD)
     assert d.promote and "no active version" in d.reasons[0]
 

@@ -88,9 +88,8 @@ def test_retrain_refuses_too_few_labelled_rows_and_records_the_failure(tmp_path:
 
 def test_one_retrain_per_model_at_a_time(tmp_path: Path) -> None:
     with model_lock(tmp_path, "m"):
-        with pytest.raises(RetrainError, match="already running"):
-            with model_lock(tmp_path, "m"):
-                pass
+        with pytest.raises(RetrainError, match="already running"), model_lock(tmp_path, "m"):
+            pass
         with model_lock(tmp_path, "other"):
             pass
     with model_lock(tmp_path, "m"):
@@ -117,7 +116,8 @@ def test_cli_register_promote_rollback(tmp_path: Path) -> None:
     runner = CliRunner()
     common = ["--db", str(tmp_path / "db.duckdb"), "--registry-dir", str(tmp_path / "reg")]
     a, b = make_tiny_bert(tmp_path / "a"), make_tiny_bert(tmp_path / "b", layers=1)
-    assert runner.invoke(app, ["models", "register", str(a), "--name", "m", "--activate", *common]).exit_code == 0
+    res = runner.invoke(app, ["models", "register", str(a), "--name", "m", "--activate", *common])
+    assert res.exit_code == 0
     assert runner.invoke(app, ["models", "register", str(b), "--name", "m", *common]).exit_code == 0
     res = runner.invoke(app, ["promote", "v2", "--model", "m", *common])
     assert res.exit_code == 0 and "v1 -> v2" in res.output

@@ -1,0 +1,154 @@
+"""Retrain benchmark: gradual unfreezing vs full fine-tuning vs head only, after an Amazon → Yelp shift.
+
+1. v1: the real MiniLM (all-MiniLM-L6-v2) with a fresh 2-label head, fully
+   fine-tuned on UCI Amazon sentences.
+2. Shift: UCI Yelp sentences. 200 labelled Yelp sentences are the labelled
+   production rows; they are assembled with the Amazon training data exactly
+   as ``retrain()`` does (20 % production share, a stratified production-like
+   validation slice held out for early stopping).
+3. From v1, retrain with (a) gradual unfreezing, (b) full fine-tuning and
+   (c) head only — same step budget, same learning rate — over several seeds.
+4. Report macro-F1 (mean ± std) on held-out Yelp and held-out Amazon
+   (forgetting = drop against v1), wall time per run and time per epoch.
+
+Every number is measured in this run; v1 is the baseline. ``--quick`` runs
+one seed with a small budget. Run: ``.venv/bin/python benchmarks/bench_retrain.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _score(model_dir: str, texts: list[str], labels: list[str], label_order: list[str],
+           max_length: int) -> float:
+    from collectors.encoding import TextEncoder
+    from monitor.retrain.metrics import macro_f1
+
+    enc = TextEncoder.from_pretrained(model_dir, classifier=True, max_length=max_length, device="cpu",
+                                      batch_size=128)
+    probs = enc.encode(texts).probs
+    assert probs is not None
+    index = {lab: i for i, lab in enumerate(label_order)}
+    return macro_f1(np.array([index[x] for x in labels]), probs.argmax(1), len(label_order))
+
+
+def _mean_std(xs: list[float]) -> str:
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a Markdown table (and JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, small step budget")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per strategy (default 3, quick 1)")
+    parser.add_argument("--steps", type=int, default=None, help="retrain step budget (default 90, quick 30)")
+    parser.add_argument("--v1-steps", type=int, default=None, help="v1 steps (default 120, quick 60)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="head learning rate (all strategies)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from collectors.encoding import minilm_path
+    from monitor.datasets import uci
+    from monitor.retrain.data import assemble, stratified_split
+    from monitor.retrain.trainer import Examples, TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    seeds = args.seeds or (1 if args.quick else 3)
+    steps = args.steps or (30 if args.quick else 90)
+    v1_steps = args.v1_steps or (60 if args.quick else 120)
+    max_length, labels = 64, ["0", "1"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def ex(ds: Any) -> Examples:
+        return Examples(list(ds.texts), list(ds.labels))
+
+    amazon, yelp = ex(uci("amazon")), ex(uci("yelp"))
+    a_test, a_rest = stratified_split(amazon, 0.2, seed=0)
+    a_val, a_train = stratified_split(a_rest, 0.125, seed=0)  # 100 val, 700 train
+    y_lab, y_rest = stratified_split(yelp, 0.2, seed=0)  # 200 labelled production rows
+    y_test = stratified_split(y_rest, 0.25 if args.quick else 0.5, seed=1)[0]
+    if args.quick:
+        a_test = stratified_split(a_test, 0.5, seed=1)[0]
+    print(f"# retrain benchmark ({'quick' if args.quick else 'full'}): device={device}, "
+          f"threads={args.threads}, max_length={max_length}, retrain budget={steps} steps, "
+          f"seeds={seeds}, lr={args.lr}", flush=True)
+    print(f"amazon train/val/test = {len(a_train)}/{len(a_val)}/{len(a_test)}; "
+          f"yelp labelled/test = {len(y_lab)}/{len(y_test)}", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-retrain-"))
+    t0 = time.perf_counter()
+    v1 = train(minilm_path(), a_train, a_val, labels=labels, out_dir=work / "v1",
+               config=TrainConfig(strategy="full", max_steps=v1_steps, lr=args.lr, batch_size=16,
+                                  eval_every=50, max_length=max_length, seed=0, progress=False))
+    v1_wall = time.perf_counter() - t0
+    v1_yelp = _score(str(work / "v1"), y_test.texts, y_test.labels, labels, max_length)
+    v1_amazon = _score(str(work / "v1"), a_test.texts, a_test.labels, labels, max_length)
+    print(f"v1: {v1.steps} steps in {v1_wall:.0f} s ({v1.seconds_per_epoch:.1f} s/epoch); "
+          f"Yelp F1 {100 * v1_yelp:.1f}, Amazon F1 {100 * v1_amazon:.1f}", flush=True)
+
+    data = assemble(y_lab, a_train, a_val, labels=labels, production_share=0.2, min_labelled=100, seed=0)
+    print(f"retrain data: {data.summary()}", flush=True)
+    results: dict[str, dict[str, list[float]]] = {}
+    for strategy in ("gradual", "full", "head"):
+        r: dict[str, list[float]] = {"yelp": [], "amazon": [], "wall": [], "epoch_s": [], "val": []}
+        for seed in range(seeds):
+            out = work / f"{strategy}-{seed}"
+            cfg = TrainConfig(strategy=strategy, phases=3, layers_per_phase=2,  # type: ignore[arg-type]
+                              max_steps=steps, lr=args.lr, batch_size=16, eval_every=20, patience=3,
+                              max_length=max_length, seed=seed, progress=False)
+            t = time.perf_counter()
+            res = train(str(work / "v1"), data.train, data.production_val, labels=labels, config=cfg,
+                        out_dir=out)
+            wall = time.perf_counter() - t
+            r["yelp"].append(_score(str(out), y_test.texts, y_test.labels, labels, max_length))
+            r["amazon"].append(_score(str(out), a_test.texts, a_test.labels, labels, max_length))
+            r["wall"].append(wall)
+            r["epoch_s"].append(res.seconds_per_epoch)
+            r["val"].append(res.best_val_macro_f1)
+            print(f"  {strategy:8} seed {seed}: Yelp {100 * r['yelp'][-1]:.1f} Amazon "
+                  f"{100 * r['amazon'][-1]:.1f} steps {res.steps} wall {wall:.0f} s", flush=True)
+        results[strategy] = r
+
+    full_wall = statistics.mean(results["full"]["wall"])
+    print()
+    print(f"| model | Yelp macro-F1 (held-out, n={len(y_test)}) | Δ vs v1 | "
+          f"Amazon macro-F1 (held-out, n={len(a_test)}) | forgetting vs v1 | wall s/run | "
+          f"s/epoch ({device}) | wall vs full |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| v1 (Amazon fine-tune, {v1.steps} steps) | {100 * v1_yelp:.1f} | — | {100 * v1_amazon:.1f} | — "
+          f"| {v1_wall:.0f} | {v1.seconds_per_epoch:.1f} | — |")
+    for strategy, r in results.items():
+        gain = [y - v1_yelp for y in r["yelp"]]
+        drop = [v1_amazon - a for a in r["amazon"]]
+        print(f"| {strategy} ({steps} steps × {seeds} seeds) | {_mean_std(r['yelp'])} | "
+              f"{100 * statistics.mean(gain):+.1f} | {_mean_std(r['amazon'])} | "
+              f"{100 * statistics.mean(drop):+.1f} | {statistics.mean(r['wall']):.0f} | "
+              f"{statistics.mean(r['epoch_s']):.1f} | {statistics.mean(r['wall']) / full_wall:.2f}× |")
+    if args.json:
+        args.json.write_text(json.dumps({"v1": {"yelp": v1_yelp, "amazon": v1_amazon, "wall": v1_wall},
+                                         "results": results, "steps": steps, "seeds": seeds,
+                                         "device": device}, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
