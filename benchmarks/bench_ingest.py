@@ -62,7 +62,7 @@ def make_batch(n: int, *, offset: int, dim: int | None, rng: np.random.Generator
     return pa.table(cols)
 
 
-def bench_store(n: int, batch: int, dim: int | None, db: Path) -> float:
+def bench_store(n: int, batch: int, dim: int | None, db: Path | str) -> float:
     rng = np.random.default_rng(0)
     batches = [make_batch(min(batch, n - i), offset=i, dim=dim, rng=rng) for i in range(0, n, batch)]
     with Store(db) as store:
@@ -150,11 +150,12 @@ def main(argv: list[str] | None = None) -> None:
                  ("384-d embedding", DIM, 12_000 if q else 60_000, 20_000, 1_000 if q else 4_000))
         for label, dim, n, batch, base_n in cases:
             base = bench_executemany(base_n, dim, d / f"b-{dim}.duckdb")
-            for bsize in (batch, 500):
+            for bsize, where in ((batch, "file"), (500, "file"), (batch, "memory")):
                 m = n if bsize == batch else n // 10
-                ours = bench_store(m, bsize, dim, d / f"s-{dim}-{bsize}.duckdb")
-                print(f"store ingest, {label:15s}, batches of {bsize:>6,}: {ours:>9,.0f} rec/s "
-                      f"({m:,} records, DuckDB file) | row-by-row executemany: {base:>7,.0f} rec/s | "
+                db = d / f"s-{dim}-{bsize}.duckdb" if where == "file" else ":memory:"
+                ours = bench_store(m, bsize, dim, db)
+                print(f"store ingest, {label:15s}, batches of {bsize:>6,}, {where:6s}: {ours:>9,.0f} rec/s "
+                      f"({m:,} records) | row-by-row executemany (file): {base:>7,.0f} rec/s | "
                       f"ratio {ours / base:,.1f}x")
     p50, p99, mean = bench_log(20_000 if q else 200_000)
     fwd = bench_forward(3 if q else 10)
