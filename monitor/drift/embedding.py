@@ -187,14 +187,13 @@ class MMDDrift(EmbeddingDriftBase):
         pooled = np.concatenate([x, y])
         if self._use_cuda():
             stat, null, k_np = _mmd_torch(pooled, n, self._gamma, self.n_permutations, rng)
+            p, used = perm_pvalue(null, stat), self.n_permutations
         else:
             k_np = np.exp(-self._gamma * _sq_dists(pooled, pooled)).astype(np.float32)
-            stat, null = _mmd_perm(k_np, n, self.n_permutations, rng)
-        p = perm_pvalue(null, stat)
+            stat, p, used = _mmd_perm(k_np, n, self.n_permutations, rng)
         details: dict[str, Any] = {
-            "bandwidth_gamma": self._gamma, "n_permutations": self.n_permutations,
-            "rows_used": [n, m], "dims": int(x.shape[1]),
-            "null_mean": float(null.mean()), "null_q99": float(np.quantile(null, 0.99)),
+            "bandwidth_gamma": self._gamma, "n_permutations": used,
+            "max_permutations": self.n_permutations, "rows_used": [n, m], "dims": int(x.shape[1]),
         }
         if self.per_class_permutations > 0:
             details["per_class"] = self._per_class(k_np, n, y_labels, rng)
@@ -213,9 +212,9 @@ class MMDDrift(EmbeddingDriftBase):
                                  "status": "insufficient_data"}
                 continue
             idx = np.concatenate([ri, ci])
-            stat, null = _mmd_perm(k[np.ix_(idx, idx)], ri.size, self.per_class_permutations, rng)
+            stat, p, _ = _mmd_perm(k[np.ix_(idx, idx)], ri.size, self.per_class_permutations, rng)
             out[str(lab)] = {"n_reference": int(ri.size), "n_current": int(ci.size),
-                             "mmd2": stat, "p_value": perm_pvalue(null, stat), "status": "ok"}
+                             "mmd2": stat, "p_value": p, "status": "ok"}
         return out
 
 
@@ -223,20 +222,42 @@ def _weights(n: int, m: int, dtype: type = np.float32) -> np.ndarray:
     return np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)]).astype(dtype)
 
 
-def _mmd_perm(k: np.ndarray, n: int, n_perm: int,
-              rng: np.random.Generator) -> tuple[float, np.ndarray]:
-    """Observed V-statistic MMD² and its permutation null, from one kernel matrix.
+def _mmd_perm(k: np.ndarray, n: int, n_perm: int, rng: np.random.Generator,
+              *, stop_after: int = 10, batch: int = 100) -> tuple[float, float, int]:
+    """Observed V-statistic MMD², its permutation p-value and the permutations used.
 
-    The observed labelling is row 0 of the same product, so statistic and null
-    share one precision; rounding noise below ``_TOL`` counts as 0.
+    The observed labelling is row 0 of the first product, so statistic and
+    null share one precision (rounding noise below ``_TOL`` counts as 0).
+    Permutations run in batches with Besag & Clifford's (1991) sequential
+    stopping: once ``stop_after`` permuted statistics reach the observed one
+    after ``L`` permutations, ``p = stop_after / L`` (valid, and a clearly
+    unremarkable window costs a fraction of ``n_perm``); otherwise
+    ``p = (k + 1) / (n_perm + 1)``.
     """
+    kf = k.astype(np.float32, copy=False)
     w0 = _weights(n, k.shape[0] - n)
-    member = rng.permuted(np.broadcast_to(np.arange(w0.size) < n, (n_perm, w0.size)), axis=1)
-    w = np.where(member, w0[0], w0[-1]).astype(np.float32)
-    w = np.vstack([w0[None, :], w])
-    vals = np.einsum("pi,pi->p", w @ k.astype(np.float32, copy=False), w).astype(np.float64)
-    vals[vals < _TOL] = 0.0
-    return float(vals[0]), vals[1:]
+    base = np.arange(w0.size) < n
+    stat = -1.0
+    exceed = 0
+    done = 0
+    while done < n_perm:
+        size = min(batch, n_perm - done)
+        member = rng.permuted(np.broadcast_to(base, (size, w0.size)), axis=1)
+        w = np.where(member, w0[0], w0[-1]).astype(np.float32)
+        if stat < 0:
+            w = np.vstack([w0[None, :], w])
+        vals = np.einsum("pi,pi->p", w @ kf, w).astype(np.float64)
+        vals[vals < _TOL] = 0.0
+        if stat < 0:
+            stat, vals = float(vals[0]), vals[1:]
+        tol = 1e-9 * max(stat, 1e-300)
+        hits = np.flatnonzero(vals >= stat - tol)
+        if exceed + hits.size >= stop_after:
+            used = done + int(hits[stop_after - exceed - 1]) + 1
+            return stat, stop_after / used, used
+        exceed += hits.size
+        done += size
+    return stat, (exceed + 1) / (n_perm + 1), n_perm
 
 
 _TOL = 1e-7
