@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from monitor.settings import Settings
     from monitor.store import Store
 
-__all__ = ["RetrainConfig", "RetrainOutcome", "evaluate_candidate", "retrain"]
+__all__ = ["RetrainConfig", "RetrainOutcome", "evaluate_candidate", "retrain", "shadow_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +233,55 @@ def _reference_texts(store: Store, model_name: str, data: TrainingData, cfg: Ret
         texts += extra[: cfg.min_reference_rows - len(texts)]
     return texts
 
+
+
+def shadow_evaluate(
+    store: Store,
+    settings: Settings,
+    model_name: str,
+    version: str,
+    *,
+    guard: Guard | None = None,
+    min_rows: int = 50,
+    device: str | None = None,
+) -> RetrainOutcome:
+    """Finish a shadow evaluation: score a ``candidate`` on live traffic logged since it was created.
+
+    Both the candidate and the active version score the labelled production
+    rows (with text) that arrived after the candidate was registered — traffic
+    the candidate never trained on. Promote when the production macro-F1
+    gain passes ``guard.min_improvement`` and the original-domain check done
+    at training time still holds; otherwise reject. Fewer than ``min_rows``
+    such rows raise :class:`RetrainError` (wait for more traffic).
+    """
+    guard = guard or Guard()
+    registry = Registry(store, settings.registry_dir)
+    cand = registry.get(model_name, version)
+    active = registry.active(model_name)
+    if cand.status != "candidate" or active is None:
+        raise RegistryError(f"{model_name} {version} is not a candidate beside an active version")
+    labels = list(active.preprocessing.labels)
+    rows = [r for r in store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name})
+            if cand.created_at is None or r["ts"] >= cand.created_at]
+    rows = [r for r in rows if r["label"] in set(labels)]
+    if len(rows) < min_rows:
+        raise RetrainError(f"shadow evaluation of {model_name} {version} needs {min_rows} labelled rows "
+                           f"logged since {cand.created_at}, found {len(rows)}")
+    live = Examples([r["text"] for r in rows], [r["label"] for r in rows])
+    dev = resolve_device(device)
+    cand_f1 = score(registry.load_encoder(cand, device=dev), live, labels).macro_f1
+    act_f1 = score(registry.load_encoder(active, device=dev), live, labels).macro_f1
+    ev = cand.metrics.get("evaluation") or {}
+    original = {"candidate": float((ev.get("candidate") or {}).get("original", 0.0)),
+                "active": float((ev.get("active") or {}).get("original", 0.0))}
+    decision = decide({"production": cand_f1, "original": original["candidate"]},
+                      {"production": act_f1, "original": original["active"]}, guard)
+    run_id = uuid.uuid4().hex
+    metrics = {**decision.metrics, "n_live": len(live)}
+    reasons = tuple("shadow: " + r for r in decision.reasons)
+    if decision.promote:
+        registry.promote(model_name, version, reason="shadow evaluation passed")
+    else:
+        registry.set_status(model_name, version, "rejected", reason="; ".join(decision.reasons))
+    status = "promoted" if decision.promote else "rejected"
+    return RetrainOutcome(run_id, model_name, active.version, version, status, reasons, metrics)

@@ -127,3 +127,26 @@ def test_cli_register_promote_rollback(tmp_path: Path) -> None:
     assert [(v["version"], v["status"]) for v in json.loads(res.output)] == [("v1", "active"),
                                                                             ("v2", "rejected")]
     assert read_active_pointer(tmp_path / "reg", "m") == "v1"
+
+
+def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -> None:
+    from monitor.retrain.service import shadow_evaluate
+
+    store, settings, reg = _setup(tmp_path)
+    lenient = Guard(min_improvement=-1.0, max_forgetting=1.0)
+    out = retrain(store, settings, "m", reason="drift", config=RetrainConfig(
+        train=TrainConfig(strategy="head", max_steps=6, progress=False), use_worker=False,
+        min_labelled=100, shadow=True, guard=lenient))
+    assert out.decision == "shadow"
+    assert reg.get("m", "v2").status == "candidate" and reg.active("m").version == "v1"  # type: ignore[union-attr]
+    with pytest.raises(RetrainError, match="needs 50 labelled rows"):
+        shadow_evaluate(store, settings, "m", "v2", guard=lenient)
+    live = sentences(60, seed=9, domain="food")
+    now = datetime.now(UTC)
+    store.insert_predictions([
+        {"event_id": f"live{i}", "ts": now + timedelta(seconds=i), "model_name": "m", "model_version": "v1",
+         "predicted_label": "neg", "confidence": 0.5, "text": t} for i, t in enumerate(live.texts)])
+    store.insert_labels([{"event_id": f"live{i}", "label": y} for i, y in enumerate(live.labels)])
+    done = shadow_evaluate(store, settings, "m", "v2", guard=lenient)
+    assert done.decision == "promoted" and done.metrics["n_live"] == 60
+    assert read_active_pointer(reg.root, "m") == "v2"
