@@ -324,20 +324,22 @@ def validate_table(
     probs = table["probs"]
     flat_p = pc.list_flatten(probs)
     if len(flat_p):
-        parent = pc.list_parent_indices(probs)
-        bad_val = pc.or_(pc.invert(pc.is_finite(flat_p)),
-                         pc.or_(pc.less(flat_p, 0.0), pc.greater(flat_p, 1.0)))
-        for i in np.unique(pc.filter(parent, bad_val).to_numpy())[:MAX_ERRORS]:
+        bad_val = pc.fill_null(pc.or_(pc.invert(pc.is_finite(flat_p)),
+                                      pc.or_(pc.less(flat_p, 0.0), pc.greater(flat_p, 1.0))), True)
+        parent = pc.list_parent_indices(probs) if pc.any(bad_val).as_py() else pa.array([], pa.int64())
+        for i in np.unique(pc.filter(parent, bad_val).to_numpy() if len(parent) else [])[:MAX_ERRORS]:
             problems.append((int(i), "probs", "values must be finite and in [0, 1]"))
     flag(pc.equal(pc.list_value_length(probs), 0), "probs", "must not be empty")
 
     emb = table["embedding"]
     flat_e = pc.list_flatten(emb)
     if len(flat_e):
-        parent = pc.list_parent_indices(emb)
-        bad_val = pc.invert(pc.is_finite(flat_e))
-        for i in np.unique(pc.filter(parent, bad_val).to_numpy())[:MAX_ERRORS]:
-            problems.append((int(i), "embedding", "contains NaN or infinity"))
+        values = flat_e.to_numpy(zero_copy_only=False)
+        if not np.isfinite(values).all():  # parent indices only when something is wrong
+            parent = pc.list_parent_indices(emb)
+            bad_val = pc.fill_null(pc.invert(pc.is_finite(flat_e)), True)  # null elements too
+            for i in np.unique(pc.filter(parent, bad_val).to_numpy())[:MAX_ERRORS]:
+                problems.append((int(i), "embedding", "contains NaN or infinity"))
     lengths = pc.list_value_length(emb)
     flag(pc.equal(lengths, 0), "embedding", "must not be empty")
     if pc.any(pc.is_valid(lengths)).as_py():

@@ -179,3 +179,15 @@ def test_delete_before(store: Store) -> None:
     store.insert_predictions([record(i) for i in range(5)])
     store.delete_before(T0 + timedelta(minutes=3))
     assert store.count_predictions() == 2
+
+
+def test_null_inside_an_embedding_read_from_parquet_is_rejected(store: Store) -> None:
+    from collectors.schema import records_to_table
+
+    table, _ = records_to_table([record(i) for i in range(3)])
+    emb = table["embedding"].to_pylist()
+    emb[1] = [0.1, None, 0.3, 0.4]
+    table = table.set_column(table.schema.get_field_index("embedding"), "embedding",
+                             pa.array(emb, pa.list_(pa.float32())))
+    with pytest.raises(SchemaError, match="row 1, field 'embedding'"):
+        store.insert_predictions(table)
