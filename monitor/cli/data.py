@@ -23,7 +23,11 @@ def ingest(
         False, "--skip-bad", help="Write the good rows and list the bad ones instead of failing."
     ),
 ) -> None:
-    """Import prediction records. Without --skip-bad, one bad record rejects the whole file."""
+    """Import prediction records (DESIGN §3 fields) into the store.
+
+    Re-sent event_ids are counted as duplicates, never stored twice. Without --skip-bad, one bad
+    record rejects the whole file: exit code 2 and a one-line error naming file, row and field.
+    """
     with Store(db) as store:
         table, rejected = read_records(file, skip_bad=skip_bad, embedding_dims=store.embedding_dims())
         result = store.insert_predictions(table, skip_bad=skip_bad, source=str(file))
@@ -40,7 +44,10 @@ def export(
     start: datetime | None = typer.Option(None, "--start", help="From this time (UTC)."),
     end: datetime | None = typer.Option(None, "--end", help="Up to this time (UTC), exclusive."),
 ) -> None:
-    """Export records to Parquet partitioned by model_name/model_version/date."""
+    """Export records to Parquet partitioned by model_name/model_version/date (Hive layout).
+
+    The result reads back with `shiftwatch ingest DIR` or DuckDB/Spark over the same files.
+    """
     with Store(db) as store:
         n = store.export_parquet(out, model_name=model, start=start, end=end)
     typer.echo(f"exported {n} records to {out}")
