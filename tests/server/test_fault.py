@@ -99,7 +99,9 @@ def test_collector_spool_delivers_what_the_killed_sidecar_never_acknowledged(tmp
     sent_ids: list[str] = []
     with subprocess_sidecar(db, tmp_path, port=port) as (proc, _):
         b = 0
+        deadline = time.monotonic() + 60
         while sink.sent < 3_000:
+            assert time.monotonic() < deadline, "the sidecar stopped accepting batches"
             batch = [record(b * BATCH + i, prefix="s", dim=8) for i in range(BATCH)]
             sink.send(batch)
             sent_ids.extend(str(x["event_id"]) for x in batch)
