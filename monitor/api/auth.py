@@ -12,8 +12,8 @@ from monitor.metrics import ServerMetrics
 
 __all__ = ["BearerAuth", "route_label"]
 
-_ROUTES = ("/v1/predictions", "/v1/labels", "/v1/errors", "/v1/heartbeat", "/v1/drift", "/metrics",
-           "/healthz", "/reports")
+_ROUTES = ("/v1/predictions", "/v1/labels", "/v1/errors", "/v1/heartbeat", "/v1/drift", "/v1/health",
+           "/metrics", "/healthz", "/reports")
 
 
 def route_label(path: str) -> str:

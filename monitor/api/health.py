@@ -1,13 +1,18 @@
-"""``GET /healthz``: liveness and store readiness (no token needed, no details leaked)."""
+"""``GET /healthz``: liveness and store readiness (no token needed, no details leaked);
+``GET /v1/health``: the stored operational-health windows of a model."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from monitor import __version__
+from monitor.api.errors import ApiError
 from monitor.api.state import StateDep
 from monitor.errors import StoreError
+from monitor.opshealth import health_history
 
 __all__ = ["router"]
 
@@ -25,3 +30,18 @@ def get_healthz(state: StateDep) -> JSONResponse:
     except StoreError:
         return JSONResponse({"status": "store_unavailable", "version": __version__}, status_code=503)
     return JSONResponse({"status": "ok", "version": __version__})
+
+
+@router.get("/v1/health")
+def get_health_windows(state: StateDep, model_name: str, limit: int = 100) -> dict[str, Any]:
+    """Stored operational-health windows of ``model_name``, newest first (at most ``limit``)."""
+    if not 1 <= limit <= 10_000:
+        raise ApiError(422, "limit must be between 1 and 10000")
+    store = state.open_store()
+    try:
+        rows = health_history(store, model_name, limit=limit)
+    except StoreError as exc:
+        raise ApiError(503, f"cannot read health windows: {exc}") from exc
+    return {"model_name": model_name,
+            "windows": [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()}
+                        for r in rows]}

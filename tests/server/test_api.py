@@ -241,7 +241,7 @@ def test_collector_telemetry_is_stored_and_exported(client: TestClient) -> None:
 
 
 def test_health_windows_appear_in_metrics(client: TestClient) -> None:
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
     from monitor.opshealth import health_window, save_health
     from tests.server.helpers import T0
@@ -254,6 +254,11 @@ def test_health_windows_appear_in_metrics(client: TestClient) -> None:
     assert 'shiftwatch_health_latency_ms{model="m",quantile="0.99",version="v1"} 99.01' in text
     assert 'shiftwatch_health_throughput_per_second{model="m",version="v1"} 1.0' in text
     assert "shiftwatch_metrics_scrape_errors_total 0.0" in text
+    windows = client.get("/v1/health", params={"model_name": "m"}, headers=AUTH).json()["windows"]
+    assert [(w["health_id"], w["n_records"], w["latency_p50_ms"]) for w in windows] == [("r1", 100, 50.5)]
+    assert datetime.fromisoformat(windows[0]["window_start"]) == T0
+    assert client.get("/v1/health", params={"model_name": "m", "limit": 0}, headers=AUTH).status_code == 422
+    assert client.get("/v1/health", headers=AUTH).status_code == 422  # model_name is required
 
 
 def test_startup_repairs_a_registry_pointer_left_behind_by_a_crash(tmp_path: Path) -> None:
