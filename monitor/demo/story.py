@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -73,6 +74,7 @@ class DemoResult:
     index_path: Path | None
     summary: DemoSummary
     wall_s: float
+    cpu_s: float = 0.0
     stage_s: dict[str, float] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
 
@@ -94,6 +96,7 @@ class _State:
     window_accuracy: dict[int, float] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)  # held-out, per version
     stage_s: dict[str, float] = field(default_factory=dict)
+    stage_cpu_s: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     seen_messages: int = 0
     seen_retrains: int = 0
@@ -119,14 +122,27 @@ def _clean_outputs(out: Path) -> None:
             p.unlink()
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the retrain worker)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 @contextmanager
-def _stage(state: _State, key: str, title: str) -> Iterator[None]:
-    state.console.rule(f"[bold cyan]{title}")
-    t0 = time.perf_counter()
+def _timed(state: _State, key: str) -> Iterator[None]:
+    t0, c0 = time.perf_counter(), _cpu_s()
     try:
         yield
     finally:
         state.stage_s[key] = state.stage_s.get(key, 0.0) + time.perf_counter() - t0
+        state.stage_cpu_s[key] = state.stage_cpu_s.get(key, 0.0) + _cpu_s() - c0
+
+
+@contextmanager
+def _stage(state: _State, key: str, title: str) -> Iterator[None]:
+    state.console.rule(f"[bold cyan]{title}")
+    with _timed(state, key):
+        yield
 
 
 def _skip(state: _State, what: str, exc: BaseException) -> None:
@@ -145,10 +161,11 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
     """Copy the shipped default policy into ``out`` for the demo and return its path.
 
     Changes, each stated in the file's header: the notify action posts to
-    ``webhook_url`` (the local receiver), and a rule's ``min_samples`` is
-    capped at the demo's window size (the quick variant's windows are smaller
-    than the shipped minimum). Rules, conditions, ``for`` and cooldowns are
-    the shipped ones.
+    ``webhook_url`` (the local receiver); the retrain action's reference set
+    is the two newest windows and production rows are half of the training
+    mix; a rule's ``min_samples`` is capped at the demo's window size (the
+    quick variant's windows are smaller than the shipped minimum). Rules,
+    conditions, ``for`` and cooldowns are the shipped ones.
     """
     import yaml
 
@@ -163,6 +180,12 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
         raise ConfigError(f"{shipped}: expected a mapping with a list of rules")
     actions = doc.setdefault("actions", {})
     actions.setdefault("notify", {})["url"] = webhook_url
+    # the new normal after a retrain: the two newest windows (the drift that triggered it)
+    retrain = actions.setdefault("retrain", {})
+    config = retrain.setdefault("config", {}) or {}
+    config.update({"reference_rows": 2 * window_size, "min_reference_rows": 2 * window_size,
+                   "production_share": 0.5})
+    retrain["config"] = config
     capped: list[str] = []
     for rule in doc["rules"]:
         if isinstance(rule, dict) and int(rule.get("min_samples", 0)) > window_size:
@@ -171,6 +194,8 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
     path = out / "demo-policy.yaml"
     header = [f"# Written by `shiftwatch demo`: the shipped default policy ({shipped.name}) with",
               f"# - notify posting to the demo's local webhook receiver ({webhook_url})"]
+    header.append(f"# - retrain: the new version's reference set is the newest {2 * window_size} production "
+                  "rows (the drifted traffic), labelled production rows are half of the training mix")
     if capped:
         header.append(f"# - min_samples capped at the demo window size: {'; '.join(capped)}")
     path.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -251,7 +276,7 @@ def _serve(state: _State, window: TrafficWindow) -> None:
     state.served_by[window.index] = mv.version
     stamps = window.timestamps()
     correct = 0
-    batch = 16  # requests of 16 texts, each stamped with its simulated arrival time
+    batch = 32  # requests of 32 texts, each stamped with its simulated arrival time
     if state.collector is None:
         state.collector = Collector(DuckDBSink(state.store), flush_size=500, flush_interval_s=0.5,
                                     model_name=mv.model_name)
@@ -296,13 +321,13 @@ def _cycle(state: _State, scheduler: Any, window: TrafficWindow) -> None:
     result = scheduler.run_cycle()
     _print_cycle(state, result)
     _print_messages(state)
-    _label_reviews(state, window)
-    _delayed_labels(state, window)
     _print_retrains(state)
     after = state.registry.active(state.options.model_name)
     if before is not None and after is not None and after.version != before.version:
-        state.console.print(f"[bold green]active version changed: {before.version} → {after.version}[/] "
-                            f"({after.reason})")
+        state.console.print(f"  [bold green]active version changed: {before.version} → {after.version}[/]; "
+                            "the next windows are served by it and checked against its new reference")
+    _label_reviews(state, window)
+    _delayed_labels(state, window)
 
 
 def _print_cycle(state: _State, result: Any) -> None:
@@ -448,8 +473,11 @@ def run_demo(options: DemoOptions, *, console: Console | None = None) -> DemoRes
     from monitor.settings import load_settings
     from monitor.store import Store
 
-    console = console or Console()
-    t_start = time.perf_counter()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log file: wide enough for the summary table
+            console = Console(width=150)
+    t_start, c_start = time.perf_counter(), _cpu_s()
     plan = options.plan or (TrafficPlan.quick() if options.quick else TrafficPlan.full())
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -480,12 +508,17 @@ def run_demo(options: DemoOptions, *, console: Console | None = None) -> DemoRes
             console.rule("[bold cyan]summary")
             render_summary(summary, console)
             wall = time.perf_counter() - t_start
-            console.print(f"demo {'--quick ' if options.quick else ''}finished in {wall:.0f}s "
-                          f"({', '.join(f'{k} {v:.0f}s' for k, v in state.stage_s.items())})")
+            cpu = _cpu_s() - c_start
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            console.print(f"demo {'--quick ' if options.quick else ''}finished in {wall:.0f}s wall, "
+                          f"{cpu:.0f} CPU-s on {os.cpu_count()} cores (load average {load:.1f}); "
+                          "per stage wall/CPU: " + ", ".join(
+                              f"{k} {v:.0f}/{state.stage_cpu_s.get(k, 0.0):.0f}s"
+                              for k, v in state.stage_s.items()))
             for s in state.skipped:
                 console.print(f"[yellow]skipped:[/] {s}")
             return DemoResult(out=out, db_path=db_path, index_path=index, summary=summary, wall_s=wall,
-                              stage_s=dict(state.stage_s), skipped=tuple(state.skipped))
+                              cpu_s=cpu, stage_s=dict(state.stage_s), skipped=tuple(state.skipped))
         finally:
             store.close()
 
@@ -518,9 +551,8 @@ def _story(state: _State) -> Path | None:
         with _stage(state, "serve", title):
             _serve(state, window)
         if scheduler is not None:
-            t0 = time.perf_counter()
-            _cycle(state, scheduler, window)
-            state.stage_s["cycles"] = state.stage_s.get("cycles", 0.0) + time.perf_counter() - t0
+            with _timed(state, "cycles"):
+                _cycle(state, scheduler, window)
 
     with _stage(state, "evaluate", "4. accuracy before/after on held-out data (true labels)"):
         acc = _evaluate(state)

@@ -135,7 +135,7 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
                    else "[bold red]DRIFT[/]" if w.drifted else "[green]ok[/]")
         t.add_row(
             w.name + (" [yellow](shifted)[/]" if w.shifted else ""),
-            f"{w.start:%m-%d %H:%M}–{w.end:%H:%M}",
+            f"{w.start:%H:%M}–{w.end:%H:%M}",
             w.served_by or "—",
             verdict,
             ", ".join(w.signals_fired) or "—",

@@ -22,10 +22,18 @@ from monitor import datasets
 from monitor.datasets import TextDataset
 from monitor.errors import ConfigError
 
-__all__ = ["HOME_DOMAIN", "DemoData", "TrafficPlan", "TrafficWindow", "build_traffic", "load_sources"]
+__all__ = ["HOME_DOMAIN", "MIX_DOMAIN", "DemoData", "TrafficPlan", "TrafficWindow", "build_traffic",
+           "load_sources"]
 
 HOME_DOMAIN = "amazon"
-_DOMAINS = ("amazon", "yelp", "imdb", "sst2")
+MIX_DOMAIN = "yelp+imdb"  # half Yelp, half IMDb, shuffled: the new normal after the drift
+_DOMAINS = ("amazon", "yelp", "imdb", "sst2", MIX_DOMAIN)
+
+
+# in-domain twice; drift to Yelp, then IMDb (the policy retrains on the second window in a row);
+# the new mixed normal three times (checked against the new version's reference); then SST-2's
+# lower-cased, tokenised text (the tokenizer signal).
+_SCHEDULE = ("amazon", "amazon", "yelp", "imdb", MIX_DOMAIN, MIX_DOMAIN, MIX_DOMAIN, "sst2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,8 @@ class TrafficPlan:
     """Sizes and order of the demo's data.
 
     ``schedule`` names the domain of each traffic window in serving order;
-    each window spans ``window_hours`` simulated hours.
+    each window spans ``window_hours`` simulated hours. ``yelp+imdb`` windows
+    are half Yelp, half IMDb, shuffled.
     """
 
     n_train: int
@@ -49,13 +58,13 @@ class TrafficPlan:
     def full(cls) -> TrafficPlan:
         """The full story: 200-row windows, 350 Amazon training sentences."""
         return cls(n_train=350, n_validation=100, n_reference=150, window_size=200, n_eval=200,
-                   schedule=("amazon", "amazon", "yelp", "yelp", "imdb", "sst2", "yelp", "imdb"))
+                   schedule=_SCHEDULE)
 
     @classmethod
     def quick(cls) -> TrafficPlan:
         """The same story with smaller splits and windows (CI)."""
         return cls(n_train=250, n_validation=60, n_reference=100, window_size=100, n_eval=100,
-                   schedule=("amazon", "amazon", "yelp", "yelp", "imdb", "sst2", "yelp", "imdb"))
+                   schedule=_SCHEDULE)
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_validation", "n_reference", "window_size", "n_eval"):
@@ -153,7 +162,7 @@ def build_traffic(
     """
     if start.tzinfo is None:
         raise ConfigError("traffic start time must be timezone-aware (UTC)")
-    needed = {HOME_DOMAIN, "yelp", "imdb", *plan.schedule}
+    needed = {HOME_DOMAIN, "yelp", "imdb", *plan.schedule} - {MIX_DOMAIN}
     missing = sorted(needed - set(sources))
     if missing:
         raise ConfigError(f"traffic sources lack domain(s): {', '.join(missing)}")
@@ -169,7 +178,14 @@ def build_traffic(
     span = timedelta(hours=plan.window_hours)
     windows: list[TrafficWindow] = []
     for i, domain in enumerate(plan.schedule):
-        part = pools[domain].take(plan.window_size, f"window {i + 1}")
+        what = f"window {i + 1}"
+        if domain == MIX_DOMAIN:
+            half = plan.window_size // 2
+            mixed = _concat(domain, [pools["yelp"].take(half, what),
+                                     pools["imdb"].take(plan.window_size - half, what)])
+            part = mixed.subset(rng.permutation(len(mixed)))
+        else:
+            part = pools[domain].take(plan.window_size, what)
         windows.append(TrafficWindow(i, domain, part.texts, part.labels,
                                      start + i * span, start + (i + 1) * span))
     return DemoData(train=train, validation=validation, reference=reference, windows=tuple(windows),

@@ -22,7 +22,7 @@ def _fake_sources(n: int = 400) -> dict[str, TextDataset]:
 
 def _small_plan(**kw: object) -> TrafficPlan:
     base: dict[str, object] = dict(n_train=100, n_validation=20, n_reference=30, window_size=25, n_eval=40,
-                                   schedule=("amazon", "amazon", "yelp", "imdb", "sst2", "yelp"))
+                                   schedule=("amazon", "amazon", "yelp", "imdb", "sst2", "yelp+imdb"))
     base.update(kw)
     return TrafficPlan(**base)  # type: ignore[arg-type]
 
@@ -31,16 +31,25 @@ def test_splits_are_disjoint_and_sized() -> None:
     data = build_traffic(_small_plan(), _fake_sources(), start=START, seed=1)
     assert (len(data.train), len(data.validation), len(data.reference)) == (100, 20, 30)
     assert len(data.shifted_eval) == 40
-    assert [w.domain for w in data.windows] == ["amazon", "amazon", "yelp", "imdb", "sst2", "yelp"]
+    assert [w.domain for w in data.windows] == ["amazon", "amazon", "yelp", "imdb", "sst2", "yelp+imdb"]
     assert all(len(w.texts) == len(w.labels) == 25 for w in data.windows)
     served = [t for w in data.windows for t in w.texts]
     everything = (served + data.train.texts + data.validation.texts + data.reference.texts
                   + data.shifted_eval.texts)
     assert len(set(everything)) == len(everything)
-    # every window's texts come from its own domain, with their own labels
+    # every window's texts come from its own domain(s), with their own labels
     for w in data.windows:
-        assert all(t.startswith(w.domain) for t in w.texts)
+        assert all(t.split(" ")[0] in w.domain.split("+") for t in w.texts)
         assert all(lab == str(int(t.rsplit(" ", 1)[1]) % 2) for t, lab in zip(w.texts, w.labels, strict=True))
+
+
+def test_mixed_windows_are_half_and_half_and_shuffled() -> None:
+    data = build_traffic(_small_plan(window_size=40), _fake_sources(), start=START, seed=2)
+    mix = data.windows[-1]
+    domains = [t.split(" ")[0] for t in mix.texts]
+    assert domains.count("yelp") == domains.count("imdb") == 20
+    assert domains[:20] != ["yelp"] * 20  # shuffled, not two blocks
+    assert mix.shifted and mix.name == "w06-yelp+imdb"
 
 
 def test_windows_follow_each_other_in_simulated_time() -> None:
@@ -82,7 +91,7 @@ def test_bad_plans_are_rejected() -> None:
 def test_shipped_plans_fit_the_shared_data(plan: TrafficPlan, data_dir: object) -> None:
     data = build_traffic(plan, load_sources(), start=START, seed=0)
     assert len(data.windows) == len(plan.schedule)
-    assert {w.domain for w in data.windows} == {"amazon", "yelp", "imdb", "sst2"}
+    assert {w.domain for w in data.windows} == {"amazon", "yelp", "imdb", "sst2", "yelp+imdb"}
     sst2 = next(w for w in data.windows if w.domain == "sst2")
     # SST-2 is lower-cased and PTB-tokenised: " 's" and " ." are split off
     assert all(t == t.lower() for t in sst2.texts)
