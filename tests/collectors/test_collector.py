@@ -168,3 +168,18 @@ def test_errors_and_heartbeats_reach_the_store() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         Collector(ListSink(), max_queue=0, start=False)
+
+
+def test_heartbeats_are_periodic() -> None:
+    sink = ListSink()
+    col = Collector(sink, flush_interval_s=0.01, heartbeat_interval_s=0.01, model_name="m",
+                    model_version="v1")
+    col.log(record(0))
+    deadline = threading.Event()
+    for _ in range(2000):
+        if len(sink.beats) >= 3:
+            break
+        deadline.wait(0.01)
+    col.close()
+    assert len(sink.beats) >= 3
+    assert {b["model_name"] for b in sink.beats} == {"m"} and sink.beats[-1]["queue_capacity"] == 10_000

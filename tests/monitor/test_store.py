@@ -191,3 +191,29 @@ def test_null_inside_an_embedding_read_from_parquet_is_rejected(store: Store) ->
                              pa.array(emb, pa.list_(pa.float32())))
     with pytest.raises(SchemaError, match="row 1, field 'embedding'"):
         store.insert_predictions(table)
+
+
+def test_no_duplicates_after_a_crash(tmp_path: Path) -> None:
+    """A writer dies without closing (WAL not checkpointed); re-sending the batch adds nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "crash.duckdb"
+    batch = [record(i) for i in range(20)]
+    script = (
+        "import json, os, sys\n"
+        "from monitor.store import Store\n"
+        "s = Store(sys.argv[1])\n"
+        "print(s.insert_predictions(json.loads(sys.argv[2])).accepted, flush=True)\n"
+        "os._exit(1)\n"  # no close(), no checkpoint
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(db), json.dumps(batch[:10])],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 1 and proc.stdout.strip() == "10", proc.stderr
+    with Store(db) as s:
+        r = s.insert_predictions(batch)
+        assert (r.accepted, r.duplicates) == (10, 10)
+        assert s.count_predictions() == 20
