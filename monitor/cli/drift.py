@@ -117,7 +117,8 @@ def drift(
         None, "--reference-name", help="Store mode: reference set (default: newest of the version)."),
     model: str | None = typer.Option(None, "--model", help="Store mode: model name."),
     model_version: str | None = typer.Option(None, "--model-version", help="Store mode: model version."),
-    last: int | None = typer.Option(None, "--last", help="Store mode: window of the newest N rows."),
+    last: int | None = typer.Option(None, "--last", "--window",
+                                    help="Store mode: window of the newest N rows."),
     start: datetime | None = typer.Option(None, "--start", help="Store mode: window start (UTC)."),
     end: datetime | None = typer.Option(None, "--end", help="Store mode: window end (UTC), exclusive."),
 ) -> None:
