@@ -186,6 +186,9 @@ class HttpSink(Sink):
 
     # -- Sink interface -------------------------------------------------------------------
     def send(self, records: Sequence[Mapping[str, Any]]) -> int:
+        # the sidecar refuses a whole batch for one bad record: leave the bad ones out here
+        records, n_bad = _prefilter(records)
+        self.rejected += n_bad
         if not records:
             return 0
         body = encode_json({"records": list(records)}, len(records))
@@ -272,6 +275,31 @@ class HttpSink(Sink):
         if resp.status_code >= 500 or resp.status_code in self._RETRY_STATUS:
             raise SinkUnavailable(f"{self.url}/v1/{endpoint}: HTTP {resp.status_code}")
         raise BatchRejected(f"{self.url}/v1/{endpoint}: HTTP {resp.status_code}: {resp.text[:300]}", 0)
+
+
+def _prefilter(records: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """Drop records the store would refuse, and repeats of an event_id within the batch."""
+    from collectors.schema import columnar_table, records_to_table, validate_table
+
+    bad: set[int] = set()
+    try:
+        table = columnar_table(records)
+        if table is not None:
+            _, errors = validate_table(table, skip_bad=True)
+        else:
+            _, errors = records_to_table(records, skip_bad=True)
+        bad = {e.row for e in errors}
+    except SchemaError:  # a column-level problem: let the destination answer for the batch
+        bad = set()
+    seen: set[Any] = set()
+    kept: list[Mapping[str, Any]] = []
+    for i, rec in enumerate(records):
+        eid = rec.get("event_id")
+        if i in bad or eid in seen:
+            continue
+        seen.add(eid)
+        kept.append(rec)
+    return kept, len(records) - len(kept)
 
 
 class ParquetSink(Sink):

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from collectors import BatchRejected, Collector, HttpSink, ParquetSink
+from collectors.sinks import encode_json
 from collectors.spool import Spool
 from tests.monitor.records import record
 
@@ -158,9 +159,10 @@ def test_rejected_batch_is_counted_not_spooled(sidecar: FakeSidecar, port: int, 
     sidecar.reject_next = True
     sink.send([record(0)])
     assert (sink.rejected, sink.spooled) == (1, 0)
+    assert sink.send([record(1, confidence=float("nan"))]) == 0  # left out before posting
+    assert (sink.rejected, sink.spooled, sidecar.posted) == (2, 0, 0)
     with pytest.raises(BatchRejected, match="JSON"):
-        sink.send([record(1, confidence=float("nan"))])  # JSON cannot carry NaN
-    assert sink.spooled == 0 and sidecar.posted == 0
+        encode_json({"records": [{"x": float("nan")}]})  # JSON cannot carry NaN
     sink.close()
 
 
@@ -184,3 +186,15 @@ def test_parquet_sink_writes_complete_files_only(tmp_path: Path) -> None:
     files = list((tmp_path / "drop").iterdir())
     assert len(files) == 1 and files[0].suffix == ".parquet"
     assert pq.read_table(files[0]).num_rows == 3
+
+
+def test_bad_or_repeated_records_are_left_out_not_the_batch(
+    sidecar: FakeSidecar, port: int, tmp_path: Path
+) -> None:
+    sink = HttpSink(f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool")
+    recs = [record(i) for i in range(5)]
+    recs[1]["confidence"] = 1.5
+    assert sink.send([*recs, recs[3]]) == 4
+    assert sink.rejected == 2 and sidecar.posted == 4
+    assert sorted(sidecar.records) == sorted(recs[i]["event_id"] for i in (0, 2, 3, 4))
+    sink.close()
