@@ -28,7 +28,15 @@ import numpy as np
 from collectors.spool import Spool
 from monitor.errors import SchemaError, ShiftwatchError, StoreError
 
-__all__ = ["BatchRejected", "DuckDBSink", "HttpSink", "ParquetSink", "Sink", "SinkUnavailable"]
+__all__ = [
+    "BatchRejected",
+    "DuckDBSink",
+    "HttpSink",
+    "ParquetSink",
+    "Sink",
+    "SinkUnavailable",
+    "encode_json",
+]
 
 
 class SinkUnavailable(ShiftwatchError):
@@ -168,6 +176,7 @@ class HttpSink(Sink):
         max_spool_bytes: int = 256 * 1024 * 1024,
         timeout_s: float = 5.0,
         max_backoff_s: float = 30.0,
+        max_body_bytes: int = 8 * 1024 * 1024,
         transport: Any = None,
     ) -> None:
         import httpx
@@ -180,6 +189,7 @@ class HttpSink(Sink):
         self.rejected = 0
         self.sent = 0
         self.max_backoff_s = max_backoff_s
+        self.max_body_bytes = max_body_bytes
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
@@ -189,9 +199,17 @@ class HttpSink(Sink):
         # the sidecar refuses a whole batch for one bad record: leave the bad ones out here
         records, n_bad = _prefilter(records)
         self.rejected += n_bad
+        return self._send_split(records)
+
+    def _send_split(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Post (or spool) in bodies of at most ``max_body_bytes`` (the sidecar answers 413 past
+        its own limit, and a refused body would be lost)."""
         if not records:
             return 0
         body = encode_json({"records": list(records)}, len(records))
+        if len(body) > self.max_body_bytes and len(records) > 1:
+            half = len(records) // 2
+            return self._send_split(records[:half]) + self._send_split(records[half:])
         self._deliver("predictions", body, len(records))
         return len(records)
 
