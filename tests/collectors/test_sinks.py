@@ -203,7 +203,7 @@ def test_bad_or_repeated_records_are_left_out_not_the_batch(
 def test_large_batches_are_split_under_the_body_limit(
     sidecar: FakeSidecar, port: int, tmp_path: Path
 ) -> None:
-    sink = HttpSink(f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool", max_body_bytes=2_000)
+    sink = HttpSink(f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool", max_body_bytes=1_000)
     assert sink.send([record(i) for i in range(12)]) == 12
-    assert len(sidecar.records) == 12 and len(sidecar.auth) > 2  # several posts
+    assert len(sidecar.records) == 12 and len(sidecar.auth) >= 4  # several posts
     sink.close()
