@@ -192,6 +192,9 @@ class Scheduler:
             decisions: list[Decision] = []
             actions: list[ActionRecord] = []
             skipped: dict[str, str] = {}
+            if self.settings.spool_dir.is_dir():
+                # ParquetSink drop files first, so this cycle's windows include them.
+                jobs.append(FunctionJob(self.store, "ingest_drops", self.ingest_drops)())
             for model_name, version in self.models():
                 check = FunctionJob(self.store, f"drift_check:{model_name}",
                                     partial(self.check_model, model_name, version),
@@ -354,6 +357,14 @@ class Scheduler:
                                                 reference=reference if run["reference_name"] else None))
         return decisions, records
 
+    def ingest_drops(self) -> dict[str, Any]:
+        """Ingest the collectors' Parquet drop files from ``settings.spool_dir``."""
+        from monitor.recordfile import ingest_drop_files
+
+        result = ingest_drop_files(self.store, self.settings.spool_dir)
+        return {"files": result.files, "accepted": result.accepted, "duplicates": result.duplicates,
+                "skipped": result.skipped, "failed": list(result.failed)}
+
     # -- reports and retention -------------------------------------------------------------
     def render_reports(self) -> str:
         """Render missing run reports, timelines and the index; return the index path."""
@@ -364,9 +375,7 @@ class Scheduler:
     def apply_retention(self) -> dict[str, Any]:
         """Export records older than ``retention_days`` to Parquet, then delete them."""
         cutoff = self._clock() - timedelta(days=self.settings.retention_days)
-        exported = self.store.export_parquet(self.settings.export_dir, end=cutoff)
-        if exported:
-            self.store.delete_before(cutoff)
+        exported = self.store.archive_before(self.settings.export_dir, cutoff)
         log.info("retention: exported and deleted %d records older than %s", exported, cutoff)
         return {"exported": exported, "cutoff": cutoff.isoformat()}
 

@@ -364,6 +364,21 @@ class Store:
         with self.transaction():
             self.execute("delete_window", {"model_name": model_name, "end": end})
 
+    def archive_before(
+        self, out_dir: str | Path, end: datetime, *, model_name: str | None = None
+    ) -> int:
+        """Export records older than ``end`` to Parquet, then delete exactly those.
+
+        The store lock is held across both steps, so a record that arrives in
+        between (with an old timestamp) can neither be deleted unexported nor
+        exported twice. Returns the number of records archived.
+        """
+        with self._lock:
+            n = self.export_parquet(out_dir, model_name=model_name, end=end)
+            if n:
+                self.delete_before(end, model_name=model_name)
+        return n
+
 
 class _KeyConflict(Exception):
     """The fast insert path hit the predictions PRIMARY KEY (nothing was written)."""

@@ -29,7 +29,7 @@ def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings_for(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(db_path=tmp_path / "ops.duckdb", reports_dir=tmp_path / "reports",
                     export_dir=tmp_path / "export", registry_dir=tmp_path / "models",
-                    **{"window_size": 300, **kw})
+                    spool_dir=tmp_path / "spool", **{"window_size": 300, **kw})
 
 
 def default_with(receiver: Receiver) -> Policy:
@@ -329,3 +329,16 @@ def test_evaluating_an_unknown_run_is_a_policy_error(store: Store, tmp_path: Pat
 
     with pytest.raises(PolicyError, match="no such run"):
         Scheduler(settings_for(tmp_path), store).evaluate_run("nope")
+
+
+def test_cycle_ingests_parquet_drop_files_first(store: Store, tmp_path: Path) -> None:
+    from collectors.sinks import ParquetSink
+
+    settings = settings_for(tmp_path)
+    sink = ParquetSink(settings.spool_dir)
+    sink.send(make_records(25, seed=3, start=T0))
+    result = Scheduler(settings, store, clock=lambda: T0).run_cycle(reports=False)
+    drops = next(j for j in result.jobs if j.job == "ingest_drops")
+    assert drops.ok and drops.result["accepted"] == 25
+    assert count(store, "predictions") == 25
+    assert not list(settings.spool_dir.glob("*.parquet"))
