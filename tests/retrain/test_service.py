@@ -68,7 +68,9 @@ def test_retrain_promotes_a_better_candidate_and_builds_a_reference(tmp_path: Pa
 
 def test_retrain_rejects_a_candidate_that_fails_the_guard(tmp_path: Path) -> None:
     store, settings, reg = _setup(tmp_path)
-    out = retrain(store, settings, "m", reason="drift", config=_config(guard=Guard(min_improvement=2.0)))
+    cfg = RetrainConfig(train=TrainConfig(strategy="head", max_steps=6, progress=False), use_worker=False,
+                        min_labelled=100, guard=Guard(min_improvement=2.0))
+    out = retrain(store, settings, "m", reason="drift", config=cfg)
     assert out.decision == "rejected" and "not enough" in out.reasons[0]
     assert reg.get("m", "v2").status == "rejected" and reg.active("m").version == "v1"  # type: ignore[union-attr]
     assert read_active_pointer(reg.root, "m") == "v1"
