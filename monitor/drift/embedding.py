@@ -80,7 +80,7 @@ class EmbeddingDriftBase(DriftCalculator):
     signal = "embedding"
 
     def __init__(self, *, threshold: float = 0.01, min_rows: int = 20, max_rows: int = 1000,
-                 pca_dims: int | None = None, n_permutations: int = 1000, seed: int = 0,
+                 pca_dims: int | None = None, n_permutations: int = 500, seed: int = 0,
                  device: str = "auto") -> None:
         super().__init__(threshold=threshold, min_rows=min_rows)
         if max_rows < min_rows:
@@ -162,7 +162,7 @@ class MMDDrift(EmbeddingDriftBase):
 
     method = "mmd"
 
-    def __init__(self, *, per_class_min_rows: int = 10, per_class_permutations: int = 200,
+    def __init__(self, *, per_class_min_rows: int = 10, per_class_permutations: int = 100,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.per_class_min_rows = per_class_min_rows
@@ -288,7 +288,6 @@ class DomainClassifierDrift(EmbeddingDriftBase):
 
     def __init__(self, *, folds: int = 5, ridge: float = 0.1, max_dims: int = 64,
                  **kwargs: Any) -> None:
-        kwargs.setdefault("n_permutations", 500)
         super().__init__(**kwargs)
         self.folds = folds
         self.ridge = ridge
