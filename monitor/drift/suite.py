@@ -89,6 +89,18 @@ def _accepted_kwargs(cls: type, inspect: Any) -> set[str]:
     return names
 
 
+def _with_resolution(signal: str, options: Mapping[str, Any] | None, alpha: float,
+                     n_signals: int) -> dict[str, Any]:
+    """Give the MMD enough permutations that its smallest p-value, 1/(P+1), can pass Holm's
+    first step (alpha / number of signals), unless the caller chose a count."""
+    import math
+
+    opts = dict(options or {})
+    if signal == "embedding" and opts.get("method", "mmd") == "mmd" and "n_permutations" not in opts:
+        opts["n_permutations"] = max(500, math.ceil(n_signals / alpha))
+    return opts
+
+
 @dataclass(frozen=True, slots=True)
 class DriftReport:
     """All signals of one window and the overall (Holm) verdict."""
@@ -177,7 +189,9 @@ class DriftSuite:
         self.signals = tuple(names)
         self.alpha = alpha
         self.seed = seed
-        self._calculators = {name: make_calculator(name, alpha=alpha, seed=seed, options=opts.get(name))
+        self._calculators = {name: make_calculator(name, alpha=alpha, seed=seed,
+                                                   options=_with_resolution(name, opts.get(name), alpha,
+                                                                            len(names)))
                              for name in names}
         self._fit_errors: dict[str, str] = {}
         self._n_reference: int | None = None
