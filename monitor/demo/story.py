@@ -327,7 +327,6 @@ def _cycle(state: _State, scheduler: Any, window: TrafficWindow) -> None:
         state.console.print(f"  [bold green]active version changed: {before.version} → {after.version}[/]; "
                             "the next windows are served by it and checked against its new reference")
     _label_reviews(state, window)
-    _delayed_labels(state, window)
 
 
 def _print_cycle(state: _State, result: Any) -> None:
@@ -414,8 +413,13 @@ def _label_reviews(state: _State, window: TrafficWindow) -> None:
                         f"reviewer) and imported from {done.name}")
 
 
-def _delayed_labels(state: _State, window: TrafficWindow) -> None:
-    """Ground truth for a share of the window arrives after its check (from the data set's labels)."""
+def _feedback_labels(state: _State, window: TrafficWindow) -> None:
+    """Ground truth for a share of the window arrives before its check (from the data set's labels).
+
+    It goes in as delayed ground truth (``Store.insert_labels``), like customer feedback that
+    arrives within the hour: the performance signal sees realized accuracy, and the retrain
+    has labelled rows of the drifted windows.
+    """
     import numpy as np
 
     frac = state.plan.label_fraction
@@ -431,8 +435,9 @@ def _delayed_labels(state: _State, window: TrafficWindow) -> None:
     labels = [{"event_id": rows[i]["event_id"], "label": state.truth[rows[i]["text"]],
                "source": "demo-delayed-ground-truth"} for i in sorted(pick)]
     n = state.store.insert_labels(labels, source="demo")
-    state.console.print(f"  delayed ground truth: {n} of {len(rows)} rows of {window.name} labelled "
-                        "[bold]from the data set's true labels[/] (standing in for late customer feedback)")
+    state.console.print(f"  feedback: ground truth for {n} of {len(rows)} rows of {window.name} arrived "
+                        "before the check — [bold]taken from the data set's true labels[/] (standing in "
+                        "for customer feedback)")
 
 
 # -- stage 4/5: evaluation and reports --------------------------------------------------
@@ -550,6 +555,7 @@ def _story(state: _State) -> Path | None:
         title = f"2/3. window {window.index + 1}/{len(state.data.windows)}: {window.name}"
         with _stage(state, "serve", title):
             _serve(state, window)
+            _feedback_labels(state, window)
         if scheduler is not None:
             with _timed(state, "cycles"):
                 _cycle(state, scheduler, window)

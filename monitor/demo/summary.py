@@ -144,8 +144,9 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
             _pct(w.accuracy),
         )
     console.print(t)
-    console.print("[dim]* accuracy against the data sets' true labels, computed by the demo; "
-                  "the monitor itself only sees labels for reviewed rows.[/]")
+    console.print("[dim]* accuracy on every row of the window against the data sets' true labels, "
+                  "computed by the demo; the monitor only sees the labels of the feedback share and of "
+                  "reviewed rows.[/]")
 
     v = Table(title="model versions and decisions", header_style="bold")
     for col in ("version", "status", "parent", "reason"):

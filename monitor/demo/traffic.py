@@ -52,7 +52,7 @@ class TrafficPlan:
     n_eval: int
     schedule: tuple[str, ...]
     window_hours: float = 1.0
-    label_fraction: float = 0.5  # share of each window whose ground truth arrives after its check
+    label_fraction: float = 0.5  # share of each window whose ground truth arrives before its check
 
     @classmethod
     def full(cls) -> TrafficPlan:
