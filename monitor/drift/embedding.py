@@ -104,7 +104,12 @@ class EmbeddingDriftBase(DriftCalculator):
         return 0 if frame.embedding is None else int(frame.embedding.shape[0])
 
     def _use_cuda(self) -> bool:
-        return self.device == "cuda" or (self.device == "auto" and _cuda_available())
+        if self.device == "cpu":
+            return False
+        available = _cuda_available()
+        if self.device == "cuda" and not available:
+            log.warning("embedding drift: CUDA requested but not available; using the CPU")
+        return available
 
     def _subsample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if n <= self.max_rows:

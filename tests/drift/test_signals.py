@@ -212,3 +212,15 @@ def test_shift_scores_rank_shifted_rows_higher() -> None:
     assert s[50:].mean() > s[:50].mean() + 0.3
     with pytest.raises(CalculatorError):
         shift_scores(ref, cur[:, :8])
+
+
+def test_cuda_request_falls_back_to_cpu_without_a_gpu() -> None:
+    from monitor.drift.embedding import _cuda_available
+
+    rng = np.random.default_rng(13)
+    ref, cur = synthetic_frame(100, rng), synthetic_frame(60, rng)
+    res = DriftSuite(["embedding"], options={"embedding": {"device": "cuda"}}).fit(ref).compute(cur)
+    assert res.signals[0].status == "ok"
+    cpu = DriftSuite(["embedding"], options={"embedding": {"device": "cpu"}}).fit(ref).compute(cur)
+    if not _cuda_available():
+        assert res.signals[0].p_value == cpu.signals[0].p_value
