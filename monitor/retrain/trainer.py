@@ -18,8 +18,9 @@ Learning rates are discriminative: the head gets ``lr``, encoder layer ``i``
 gets ``lr * layer_decay ** (L - i)`` and the embeddings
 ``lr * layer_decay ** (L + 1)``. Biases and LayerNorm weights get no weight
 decay. Gradients are clipped to ``max_grad_norm``. Validation macro-F1 is
-measured before training, every ``eval_every`` steps and at the end of each
-phase; the best state is kept (in memory) and restored at the end. Early
+measured before training (logged only), every ``eval_every`` steps and at the
+end of each phase; the best trained state is kept (in memory) and restored at
+the end. Early
 stopping: ``patience`` evaluations without improvement end the current phase
 (so a plateau of the head-only phase moves on to unfreezing instead of
 stopping everything); in the last phase they end training.
@@ -549,10 +550,12 @@ def train(
         pending.clear()
 
     t_start = time.perf_counter()
-    val_loss, best_f1 = evaluate()
-    initial_f1, best_step, best_state = best_f1, 0, _snapshot(model)
+    val_loss, initial_f1 = evaluate()
+    # the untrained state is logged but not eligible as "best": a retrain that cannot beat it
+    # yields a candidate the promotion guard rejects, instead of silently returning the input
+    best_f1, best_step, best_state = -1.0, 0, _snapshot(model)
     pending.append({"step": 0, "phase": 0, "lr": 0.0, "train_loss": None, "val_loss": val_loss,
-                    "val_macro_f1": best_f1, "grad_norm": None})
+                    "val_macro_f1": initial_f1, "grad_norm": None})
     step = 0
     lr_history: list[float] = []
     phase_starts: list[int] = []

@@ -125,7 +125,7 @@ def test_patience_ends_a_phase_not_the_whole_gradual_run(tmp_path: Path,
                 sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
     assert [p.steps for p in res.phases] == [2, 2, 2]
     assert all(p.stopped_early for p in res.phases)
-    assert res.best_step == 0
+    assert res.best_step == 1  # the first trained evaluation; the untrained state is never "best"
 
 
 def test_training_learns_and_logs_at_a_fixed_cadence(tmp_path: Path) -> None:
