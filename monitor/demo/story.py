@@ -301,7 +301,7 @@ def _serve(state: _State, window: TrafficWindow) -> None:
     state.console.print(
         f"[bold]{window.name}[/] {window.start:%m-%d %H:%M}–{window.end:%H:%M} UTC: served "
         f"{len(window.texts)} {'[yellow]shifted[/] ' if window.shifted else ''}{window.domain} sentences "
-        f"with {mv.version} (true accuracy {100 * acc:.1f}%, not visible to the monitor)")
+        f"with {mv.version} (accuracy against the true labels: {100 * acc:.1f}%)")
 
 
 def _predicted_label(pred: Any) -> str:

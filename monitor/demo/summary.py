@@ -170,16 +170,21 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
             a.add_row(k, _pct(x))
         console.print(a)
 
-    n_shift = sum(1 for w in summary.windows if w.shifted and w.drifted)
-    n_home = sum(1 for w in summary.windows if not w.shifted and w.drifted)
+    parts: list[str] = []
+    for version in dict.fromkeys(w.served_by for w in summary.windows if w.served_by):
+        mine = [w for w in summary.windows if w.served_by == version]
+        shifted = [w for w in mine if w.shifted]
+        home = [w for w in mine if not w.shifted]
+        text = f"{version}: drift in {sum(1 for w in shifted if w.drifted)}/{len(shifted)} shifted"
+        if home:
+            text += f" and {sum(1 for w in home if w.drifted)}/{len(home)} in-domain"
+        parts.append(text + " windows")
     kinds: dict[str, int] = {}
     for act in summary.actions:
         key = f"{act['kind']}:{act['status']}"
         kinds[key] = kinds.get(key, 0) + 1
     console.print(
-        f"drift on {n_shift}/{sum(1 for w in summary.windows if w.shifted)} shifted windows, "
-        f"{n_home}/{sum(1 for w in summary.windows if not w.shifted)} in-domain windows; "
-        f"{summary.n_alerts} alert(s); actions: "
+        "; ".join(parts) + f"; {summary.n_alerts} alert(s); actions: "
         + (", ".join(f"{k}×{n}" for k, n in sorted(kinds.items())) or "none")
         + f"; review queue: {summary.review_counts or {}}; {summary.n_reports} window report(s)"
     )

@@ -17,6 +17,8 @@ import pytest
 from monitor.store import Store
 
 MODEL = "support-sentiment"
+# the module fixture runs the demo inside the first test: allow for a loaded CI machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,6 @@ def _rows(out: Path, name: str) -> list[dict[str, Any]]:
         store.close()
 
 
-@pytest.mark.slow
 def test_in_domain_windows_do_not_drift_and_shifted_ones_do(demo_out: Path) -> None:
     runs = _rows(demo_out, "demo_run_sources")
     v1 = [r for r in runs if r["model_version"] == "v1"]
@@ -56,7 +57,6 @@ def test_in_domain_windows_do_not_drift_and_shifted_ones_do(demo_out: Path) -> N
     assert all(r["n_rows"] == 100 for r in runs), runs
 
 
-@pytest.mark.slow
 def test_the_policy_alerted_and_notified(demo_out: Path) -> None:
     alerts = _rows(demo_out, "demo_alerts")
     assert alerts, "no alert was raised"
@@ -65,7 +65,6 @@ def test_the_policy_alerted_and_notified(demo_out: Path) -> None:
     assert notify and all(a["status"] == "ok" for a in notify), notify
 
 
-@pytest.mark.slow
 def test_a_retrain_ran_and_was_decided(demo_out: Path) -> None:
     actions = [a for a in _rows(demo_out, "demo_actions") if a["kind"] == "retrain"]
     assert actions, "no retrain action"
@@ -83,7 +82,6 @@ def test_a_retrain_ran_and_was_decided(demo_out: Path) -> None:
         assert any(r["model_version"] == decided[0]["candidate_version"] for r in runs)
 
 
-@pytest.mark.slow
 def test_reports_were_written(demo_out: Path) -> None:
     index = demo_out / "reports" / "index.html"
     assert index.is_file() and index.stat().st_size > 0
