@@ -89,14 +89,17 @@ def _print_table(title: str, result: dict[str, Any]) -> None:
         verdict += f" [yellow]({status})[/]"
     table = Table(title=f"{title}: {verdict}  (n_reference={result['n_reference']}, "
                         f"n_current={result['n_current']}, Holm α={result['verdict']['alpha']})")
-    for col in ("signal", "method", "status", "statistic", "p-value", "Holm p", "threshold", "drifted",
-                "details"):
-        table.add_column(col)
+    for col in ("signal", "method", "status", "statistic", "p-value", "Holm p", "threshold", "drifted"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("details", overflow="fold", min_width=30)
     for s in result["signals"]:
         table.add_row(s["signal"], s["method"], s["status"], _fmt(s["statistic"]), _fmt(s["p_value"], 3),
                       _fmt(adjusted.get(s["signal"]), 3), _fmt(s["threshold"], 3),
                       "yes" if s["drifted"] else "no", _summary(s))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # pipes and CI logs: rich would default to 80 columns
+        console = Console(width=160)
+    console.print(table)
 
 
 def drift(
