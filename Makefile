@@ -43,6 +43,9 @@ demo: install
 bench: install
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_drift.py
+	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/bench_server.py
+	$(PY) benchmarks/bench_ops.py
 	$(PY) benchmarks/bench_retrain.py
 
 clean:
