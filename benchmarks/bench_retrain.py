@@ -8,6 +8,10 @@
    validation slice held out for early stopping).
 3. From v1, retrain with (a) gradual unfreezing, (b) full fine-tuning and
    (c) head only — same step budget, same learning rate — over several seeds.
+   Gradual unfreezing runs with the trainer's defaults (phase count derived so
+   the last phase trains the whole encoder, steps allocated in proportion to
+   the trainable units) unless ``--phases`` / ``--allocation`` /
+   ``--head-lr-scale`` override them.
 4. Report macro-F1 (mean ± std) on held-out Yelp and held-out Amazon
    (forgetting = drop against v1), wall time per run and time per epoch.
 
@@ -61,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--v1-steps", type=int, default=None, help="v1 steps (default 120, quick 60)")
     parser.add_argument("--lr", type=float, default=1e-4, help="head learning rate (all strategies)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--strategies", default="gradual,full,head", help="comma-separated strategies")
+    parser.add_argument("--phases", type=int, default=None, help="gradual phases (default: derived)")
+    parser.add_argument("--layers-per-phase", type=int, default=2, help="gradual: units unfrozen per phase")
+    parser.add_argument("--allocation", choices=("units", "equal"), default="units",
+                        help="gradual step allocation over phases")
+    parser.add_argument("--head-lr-scale", type=float, default=1.0,
+                        help="head lr = lr × this (all strategies)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--v1-dir", type=Path, default=None,
                         help="reuse a v1 saved by an earlier run (same data split) instead of training it")
@@ -92,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         a_test = stratified_split(a_test, 0.5, seed=1)[0]
     print(f"# retrain benchmark ({'quick' if args.quick else 'full'}): device={device}, "
           f"threads={args.threads}, max_length={max_length}, retrain budget={steps} steps, "
-          f"seeds={seeds}, lr={args.lr}", flush=True)
+          f"seeds={seeds}, lr={args.lr}, head_lr_scale={args.head_lr_scale}, gradual phases="
+          f"{args.phases or 'derived'}, k={args.layers_per_phase}, allocation={args.allocation}", flush=True)
     print(f"amazon train/val/test = {len(a_train)}/{len(a_val)}/{len(a_test)}; "
           f"yelp labelled/test = {len(y_lab)}/{len(y_test)}", flush=True)
 
@@ -116,13 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     data = assemble(y_lab, a_train, a_val, labels=labels, production_share=0.2, min_labelled=100, seed=0)
     print(f"retrain data: {data.summary()}", flush=True)
     results: dict[str, dict[str, list[float]]] = {}
-    for strategy in ("gradual", "full", "head"):
+    plans: dict[str, list[int]] = {}
+    for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
         r: dict[str, list[float]] = {"yelp": [], "amazon": [], "wall": [], "epoch_s": [], "val": []}
         for seed in range(seeds):
             out = work / f"{strategy}-{seed}"
-            cfg = TrainConfig(strategy=strategy, phases=3, layers_per_phase=2,  # type: ignore[arg-type]
-                              max_steps=steps, lr=args.lr, batch_size=16, eval_every=20, patience=3,
-                              max_length=max_length, seed=seed, progress=False)
+            cfg = TrainConfig(strategy=strategy, phases=args.phases,  # type: ignore[arg-type]
+                              layers_per_phase=args.layers_per_phase, step_allocation=args.allocation,
+                              head_lr_scale=args.head_lr_scale, max_steps=steps, lr=args.lr, batch_size=16,
+                              eval_every=20, patience=3, max_length=max_length, seed=seed, progress=False)
             t = time.perf_counter()
             res = train(str(v1_dir), data.train, data.production_val, labels=labels, config=cfg,
                         out_dir=out)
@@ -132,11 +146,13 @@ def main(argv: list[str] | None = None) -> int:
             r["wall"].append(wall)
             r["epoch_s"].append(res.seconds_per_epoch)
             r["val"].append(res.best_val_macro_f1)
+            plans[strategy] = list(res.planned_steps)
             print(f"  {strategy:8} seed {seed}: Yelp {100 * r['yelp'][-1]:.1f} Amazon "
-                  f"{100 * r['amazon'][-1]:.1f} steps {res.steps} wall {wall:.0f} s", flush=True)
+                  f"{100 * r['amazon'][-1]:.1f} steps {res.steps} (plan {list(res.planned_steps)}, "
+                  f"units of the last phase: {len(res.phases[-1].units)}) wall {wall:.0f} s", flush=True)
         results[strategy] = r
 
-    full_wall = statistics.mean(results["full"]["wall"])
+    full_wall = statistics.mean(results["full"]["wall"]) if "full" in results else float("nan")
     print()
     print(f"| model | Yelp macro-F1 (held-out, n={len(y_test)}) | Δ vs v1 | "
           f"Amazon macro-F1 (held-out, n={len(a_test)}) | forgetting vs v1 | wall s/run | "
@@ -147,13 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     for strategy, r in results.items():
         gain = [y - v1_yelp for y in r["yelp"]]
         drop = [v1_amazon - a for a in r["amazon"]]
-        print(f"| {strategy} ({steps} steps × {seeds} seeds) | {_mean_std(r['yelp'])} | "
+        split = f", phases {'/'.join(map(str, plans[strategy]))}" if len(plans[strategy]) > 1 else ""
+        print(f"| {strategy} ({steps} steps{split} × {seeds} seeds) | {_mean_std(r['yelp'])} | "
               f"{100 * statistics.mean(gain):+.1f} | {_mean_std(r['amazon'])} | "
               f"{100 * statistics.mean(drop):+.1f} | {statistics.mean(r['wall']):.0f} | "
               f"{statistics.mean(r['epoch_s']):.1f} | {statistics.mean(r['wall']) / full_wall:.2f}× |")
     if args.json:
         args.json.write_text(json.dumps({"v1": {"yelp": v1_yelp, "amazon": v1_amazon, "wall": v1_wall_s},
-                                         "results": results, "steps": steps, "seeds": seeds,
+                                         "results": results, "plans": plans, "args": {
+                                             k: str(v) for k, v in vars(args).items()},
+                                         "steps": steps, "seeds": seeds,
                                          "device": device}, indent=2), encoding="utf-8")
     return 0
 

@@ -8,16 +8,33 @@ Strategies (:class:`TrainConfig.strategy`):
 
 - ``gradual`` — phase 0 trains the head only; phase ``p`` additionally
   unfreezes the next ``layers_per_phase`` units from the top (the encoder
-  layers, then the embeddings). Every phase gets a fresh AdamW optimizer and
-  a fresh schedule: linear warm-up over ``warmup_ratio`` of its steps, then
-  linear decay to zero.
+  layers, then the embeddings). By default (``phases=None``) the number of
+  phases is derived from the model so that the last phase trains *every*
+  unit, embeddings included (ULMFiT: the last stage fine-tunes all layers):
+  ``1 + ceil((L + 1) / layers_per_phase)`` for ``L`` encoder layers — 5
+  phases for a 6-layer MiniLM with ``k = 2``. A fixed ``phases`` is honoured
+  as given (extra phases keep everything unfrozen; too few leave the bottom
+  frozen). Every phase gets a fresh AdamW optimizer and a fresh schedule:
+  linear warm-up over ``warmup_ratio`` of its steps, then linear decay to zero.
 - ``full`` — one phase, every unit trainable (plain fine-tuning).
 - ``head`` — one phase, head only (a linear probe on frozen features).
 
-Learning rates are discriminative: the head gets ``lr``, encoder layer ``i``
-gets ``lr * layer_decay ** (L - i)`` and the embeddings
-``lr * layer_decay ** (L + 1)``. Biases and LayerNorm weights get no weight
-decay. Gradients are clipped to ``max_grad_norm``. Validation macro-F1 is
+Step budget of ``gradual`` (``max_steps``, or ``phases × epochs_per_phase``
+epochs): with ``step_allocation="units"`` (default) each phase gets one step
+and the rest is split in proportion to the number of units it trains
+(head = 1 unit, each encoder layer and the embeddings 1 unit each), by
+largest remainder with ties going to the later phase — so the steps grow with
+the trainable depth and the final, all-unfrozen phase gets the largest share
+(for MiniLM, k = 2: weights 1 : 3 : 5 : 7 : 8, i.e. 4/12/19/26/29 of 90
+steps). The head-only phase only has to re-fit a linear layer on frozen
+features, the phases that adapt representations have more parameters to
+move. ``step_allocation="equal"`` splits the budget equally (the old rule).
+See :func:`phase_weights` and :func:`allocate_steps`.
+
+Learning rates are discriminative: the head gets ``lr * head_lr_scale``
+(default scale 1), encoder layer ``i`` gets ``lr * layer_decay ** (L - i)``
+and the embeddings ``lr * layer_decay ** (L + 1)``. Biases and LayerNorm
+weights get no weight decay. Gradients are clipped to ``max_grad_norm``. Validation macro-F1 is
 measured before training (logged only), every ``eval_every`` steps and at the
 end of each phase; the best trained state is kept (in memory) and restored at
 the end. Early
@@ -64,13 +81,16 @@ __all__ = [
     "Precision",
     "TrainConfig",
     "TrainResult",
+    "allocate_steps",
     "head_lr_ratios",
     "layer_lrs",
     "load_classifier",
     "model_units",
     "param_groups",
     "phase_units",
+    "phase_weights",
     "resolve_device",
+    "resolve_phases",
     "select_precision",
     "set_trainable",
     "store_log_sink",
@@ -81,6 +101,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Strategy = Literal["gradual", "full", "head"]
+StepAllocation = Literal["units", "equal"]
 LogSink = Callable[[list[dict[str, Any]]], None]
 HEAD = "head"
 EMBEDDINGS = "embeddings"
@@ -103,10 +124,18 @@ class Examples:
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    """Hyper-parameters of one training run (see the module docstring)."""
+    """Hyper-parameters of one training run (see the module docstring).
+
+    ``phases=None`` (default) derives the phase count from the model so the
+    last phase trains everything; ``step_allocation`` splits the budget over
+    the phases; ``head_lr_scale`` multiplies the head's learning rate
+    (``lr`` is the top of the layer-wise decay either way);
+    ``epochs_per_phase`` is the mean number of epochs per phase when no
+    ``max_steps`` is given.
+    """
 
     strategy: Strategy = "gradual"
-    phases: int = 3
+    phases: int | None = None
     layers_per_phase: int = 2
     epochs_per_phase: float = 1.0
     max_steps: int | None = None
@@ -114,6 +143,8 @@ class TrainConfig:
     eval_batch_size: int = 64
     lr: float = 1e-4
     layer_decay: float = 0.95
+    head_lr_scale: float = 1.0
+    step_allocation: StepAllocation = "units"
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
@@ -130,21 +161,31 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.strategy not in ("gradual", "full", "head"):
             raise RetrainError(f"strategy must be gradual, full or head, got {self.strategy!r}")
-        if self.phases < 1 or self.layers_per_phase < 1:
+        if (self.phases is not None and self.phases < 1) or self.layers_per_phase < 1:
             raise RetrainError("phases and layers_per_phase must be at least 1")
         if not 0.0 < self.layer_decay <= 1.0:
             raise RetrainError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if not self.head_lr_scale > 0.0:
+            raise RetrainError(f"head_lr_scale must be positive, got {self.head_lr_scale}")
+        if self.step_allocation not in ("units", "equal"):
+            raise RetrainError(f"step_allocation must be units or equal, got {self.step_allocation!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise RetrainError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.max_steps is not None and self.max_steps < self.n_phases:
+        if self.max_steps is not None and self.max_steps < (self.n_phases or 1):
             raise RetrainError(f"max_steps={self.max_steps} is less than one step per phase")
         if self.batch_size < 1 or self.eval_every < 1 or self.log_every < 1 or self.patience < 1:
             raise RetrainError("batch_size, eval_every, log_every and patience must be at least 1")
 
     @property
-    def n_phases(self) -> int:
-        """Phases actually run: ``phases`` for gradual, else 1."""
+    def n_phases(self) -> int | None:
+        """Phases run: 1 for full / head, ``phases`` for gradual (None: derived from the model)."""
         return self.phases if self.strategy == "gradual" else 1
+
+    def phase_count(self, n_layers: int) -> int:
+        """Phases run on a model with ``n_layers`` encoder layers (see :func:`resolve_phases`)."""
+        if self.strategy != "gradual":
+            return 1
+        return resolve_phases(n_layers, self.layers_per_phase, self.phases)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -181,6 +222,7 @@ class TrainResult:
     precision: str
     lr_history: tuple[float, ...] = field(default=(), repr=False)
     phase_starts: tuple[int, ...] = ()
+    planned_steps: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-step lr history)."""
@@ -270,6 +312,13 @@ def _unit_order(n_layers: int) -> list[str]:
     return [f"layer.{i}" for i in range(n_layers - 1, -1, -1)] + [EMBEDDINGS]
 
 
+def resolve_phases(n_layers: int, layers_per_phase: int, phases: int | None = None) -> int:
+    """Gradual phases: ``phases`` if given, else ``1 + ceil((L + 1) / k)`` — the last one trains all units."""
+    if phases is not None:
+        return phases
+    return 1 + math.ceil((n_layers + 1) / layers_per_phase)
+
+
 def phase_units(strategy: Strategy, phase: int, n_layers: int, layers_per_phase: int) -> tuple[str, ...]:
     """The units trainable in ``phase`` (head first, then top-down)."""
     order = _unit_order(n_layers)
@@ -280,9 +329,38 @@ def phase_units(strategy: Strategy, phase: int, n_layers: int, layers_per_phase:
     return (HEAD, *order[: phase * layers_per_phase])
 
 
-def layer_lrs(n_layers: int, lr: float, decay: float) -> dict[str, float]:
-    """Discriminative learning rates: head ``lr``, layer i ``lr*decay**(L-i)``, embeddings lowest."""
-    out = {HEAD: lr}
+def phase_weights(strategy: Strategy, n_phases: int, n_layers: int, layers_per_phase: int,
+                  allocation: StepAllocation = "units") -> list[int]:
+    """Relative step shares of the phases: units trained per phase (``units``) or all 1 (``equal``)."""
+    if allocation == "equal":
+        return [1] * n_phases
+    return [len(phase_units(strategy, p, n_layers, layers_per_phase)) for p in range(n_phases)]
+
+
+def allocate_steps(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` steps over phases: one each, the rest in proportion to ``weights``.
+
+    Largest-remainder rounding, ties going to the later phase; the result
+    sums to ``total`` exactly and every phase gets at least one step.
+    """
+    n = len(weights)
+    if n == 0 or total < n:
+        raise RetrainError(f"cannot give {n} phases at least one step each out of {total}")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise RetrainError(f"phase weights must be non-negative and not all zero, got {list(weights)}")
+    rest, wsum = total - n, float(sum(weights))
+    ideal = [rest * w / wsum for w in weights]
+    out = [1 + math.floor(x) for x in ideal]
+    left = total - sum(out)
+    by_remainder = sorted(range(n), key=lambda p: (ideal[p] - math.floor(ideal[p]), p), reverse=True)
+    for p in by_remainder[:left]:
+        out[p] += 1
+    return out
+
+
+def layer_lrs(n_layers: int, lr: float, decay: float, *, head_scale: float = 1.0) -> dict[str, float]:
+    """Discriminative LRs: head ``lr*head_scale``, layer i ``lr*decay**(L-i)``, embeddings lowest."""
+    out = {HEAD: lr * head_scale}
     for i in range(n_layers):
         out[f"layer.{i}"] = lr * decay ** (n_layers - i)
     out[EMBEDDINGS] = lr * decay ** (n_layers + 1)
@@ -291,7 +369,8 @@ def layer_lrs(n_layers: int, lr: float, decay: float) -> dict[str, float]:
 
 def head_lr_ratios(groups: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Each group's lr divided by the head's (for logs and tests)."""
-    head = max(float(g["lr"]) for g in groups)
+    heads = [float(g["lr"]) for g in groups if str(g["name"]).startswith(f"{HEAD}/")]
+    head = heads[0] if heads else max(float(g["lr"]) for g in groups)
     return {str(g["name"]): float(g["lr"]) / head for g in groups}
 
 
@@ -530,13 +609,16 @@ def train(
                           pad_id=pad_id, device=device, precision=precision,
                           batch_size=cfg.eval_batch_size, n_classes=len(labels))
     n_layers = len(_encoder_layers(model))
-    lrs = layer_lrs(n_layers, cfg.lr, cfg.layer_decay)
+    lrs = layer_lrs(n_layers, cfg.lr, cfg.layer_decay, head_scale=cfg.head_lr_scale)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    n_phases = cfg.phase_count(n_layers)
     if cfg.max_steps is not None:
-        base, extra = divmod(cfg.max_steps, cfg.n_phases)
-        plan = [base + (1 if p >= cfg.n_phases - extra else 0) for p in range(cfg.n_phases)]
+        budget = cfg.max_steps
     else:
-        plan = [max(1, math.ceil(steps_per_epoch * cfg.epochs_per_phase))] * cfg.n_phases
+        budget = max(1, math.ceil(steps_per_epoch * cfg.epochs_per_phase)) * n_phases
+    plan = allocate_steps(budget, phase_weights(cfg.strategy, n_phases, n_layers, cfg.layers_per_phase,
+                                                cfg.step_allocation))
+    log.info("%s: %d phases, steps %s", cfg.strategy, n_phases, plan)
     scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.use_scaler) \
         if precision.use_scaler else None
 
@@ -662,5 +744,5 @@ def train(
         wall_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / epochs if epochs else 0.0,
         device=device, precision=precision.name,
-        lr_history=tuple(lr_history), phase_starts=tuple(phase_starts),
+        lr_history=tuple(lr_history), phase_starts=tuple(phase_starts), planned_steps=tuple(plan),
     )

@@ -47,6 +47,73 @@ def test_each_phase_unfreezes_exactly_the_next_k_layers_from_the_top(tmp_path: P
     assert _trainable(model) == set(names)
 
 
+def test_default_phase_count_ends_with_every_unit_unfrozen(tmp_path: Path) -> None:
+    model = _load(make_tiny_bert(tmp_path / "m", layers=6))
+    names = [n for n, _ in model.named_parameters()]
+    head = {n for n in names if n.startswith(("classifier.", "bert.pooler."))}
+    layer = {i: {n for n in names if n.startswith(f"bert.encoder.layer.{i}.")} for i in range(6)}
+    emb = {n for n in names if n.startswith("bert.embeddings.")}
+    # MiniLM-shaped: 6 layers, k = 2 -> head, +5+4, +3+2, +1+0, +embeddings = 5 phases
+    n_phases = TrainConfig().phase_count(6)
+    assert n_phases == tr.resolve_phases(6, 2) == 5
+    expected = [head, head | layer[5] | layer[4], head | layer[5] | layer[4] | layer[3] | layer[2],
+                head | set().union(*layer.values()), set(names)]
+    for phase, want in enumerate(expected):
+        tr.set_trainable(model, tr.phase_units("gradual", phase, 6, 2))
+        assert _trainable(model) == want, phase
+    assert head | set().union(*layer.values()) | emb == set(names)
+    # other shapes: the last derived phase always trains every unit, the one before does not
+    for n_layers, k, want_phases in [(6, 1, 8), (6, 3, 4), (6, 7, 2), (12, 2, 8), (2, 2, 3), (4, 2, 4)]:
+        p = tr.resolve_phases(n_layers, k)
+        assert p == want_phases, (n_layers, k)
+        assert tr.phase_units("gradual", p - 1, n_layers, k) == tr.phase_units("full", 0, n_layers, k)
+        assert len(tr.phase_units("gradual", p - 2, n_layers, k)) < n_layers + 2
+    # a fixed count is honoured; full / head run one phase
+    assert TrainConfig(phases=3).phase_count(6) == 3
+    assert TrainConfig(strategy="full").phase_count(6) == TrainConfig(strategy="head").phase_count(6) == 1
+
+
+def test_step_allocation_sums_to_the_budget_and_grows_with_depth() -> None:
+    # MiniLM, k = 2: units per phase 1, 3, 5, 7, 8; one step each, 85 split 1:3:5:7:8
+    weights = tr.phase_weights("gradual", 5, 6, 2)
+    assert weights == [1, 3, 5, 7, 8]
+    assert tr.allocate_steps(90, weights) == [4, 12, 19, 26, 29]
+    assert tr.phase_weights("gradual", 5, 6, 2, "equal") == [1, 1, 1, 1, 1]
+    assert tr.allocate_steps(10, [1, 1, 1]) == [3, 3, 4]  # ties go to the later phase
+    assert tr.allocate_steps(5, [1, 3, 5, 7, 8]) == [1, 1, 1, 1, 1]
+    for total in (5, 6, 17, 90, 91, 1000):
+        for n_layers, k in [(6, 2), (2, 1), (12, 3), (3, 5)]:
+            w = tr.phase_weights("gradual", tr.resolve_phases(n_layers, k), n_layers, k)
+            plan = tr.allocate_steps(total, w) if total >= len(w) else None
+            if plan is None:
+                continue
+            assert sum(plan) == total and min(plan) >= 1
+            assert plan == sorted(plan)  # later phases never get fewer steps
+            assert plan[-1] == max(plan)
+    with pytest.raises(RetrainError, match="at least one step"):
+        tr.allocate_steps(4, [1, 3, 5, 7, 8])
+
+
+def test_a_gradual_run_follows_the_derived_plan(tmp_path: Path) -> None:
+    src = make_tiny_bert(tmp_path / "m", layers=2)
+    cfg = TrainConfig(max_steps=24, lr=1e-3, eval_every=100, progress=False)
+    res = train(src, sentences(64, seed=1, labels=("label_0", "label_1")),
+                sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    # 2 layers, k = 2: phases head | head+layer.1+layer.0 | everything; weights 1:3:4 of 21 (+1 each)
+    assert res.planned_steps == (4, 9, 11) and res.phase_starts == (0, 4, 13)
+    assert [p.units for p in res.phases] == [("head",), ("head", "layer.1", "layer.0"),
+                                             ("head", "layer.1", "layer.0", "embeddings")]
+    assert [p.steps for p in res.phases] == [4, 9, 11]
+    model = _load(src)
+    assert res.phases[-1].n_trainable == sum(1 for _ in model.parameters())
+    # epochs mode: phases x epochs_per_phase epochs in all, split by the same rule
+    cfg = TrainConfig(epochs_per_phase=1.0, batch_size=16, eval_every=100, progress=False)
+    res = train(src, sentences(64, seed=1, labels=("label_0", "label_1")),
+                sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    # 64 rows / batch 16 = 4 steps per epoch, 3 phases -> 12 steps: 1 each + 9 split 1:3:4
+    assert res.planned_steps == (2, 4, 6)
+
+
 def test_param_groups_carry_layer_wise_lrs_and_the_no_decay_split(tmp_path: Path) -> None:
     model = _load(make_tiny_bert(tmp_path / "m", layers=3))
     tr.set_trainable(model, tr.phase_units("full", 0, 3, 1))
@@ -72,6 +139,48 @@ def test_param_groups_carry_layer_wise_lrs_and_the_no_decay_split(tmp_path: Path
     assert {g["name"] for g in tr.param_groups(model, lrs, 0.01)} == {"head/decay", "head/no_decay"}
 
 
+def test_head_lr_scale_raises_only_the_head(tmp_path: Path) -> None:
+    model = _load(make_tiny_bert(tmp_path / "m", layers=2))
+    tr.set_trainable(model, tr.phase_units("full", 0, 2, 1))
+    lrs = tr.layer_lrs(2, 1e-4, 0.5, head_scale=10.0)
+    assert lrs == pytest.approx({"head": 1e-3, "layer.1": 5e-5, "layer.0": 2.5e-5, "embeddings": 1.25e-5})
+    groups = tr.param_groups(model, lrs, 0.01)
+    ratios = tr.head_lr_ratios(groups)
+    assert ratios["head/decay"] == ratios["head/no_decay"] == pytest.approx(1.0)
+    assert ratios["layer.1/decay"] == pytest.approx(0.05)
+    assert ratios["embeddings/no_decay"] == pytest.approx(0.0125)
+    # ratios are relative to the head even when the head is not the highest
+    low = tr.param_groups(model, tr.layer_lrs(2, 1e-4, 1.0, head_scale=0.5), 0.01)
+    assert tr.head_lr_ratios(low)["layer.0/decay"] == pytest.approx(2.0)
+    with pytest.raises(RetrainError, match="head_lr_scale"):
+        TrainConfig(head_lr_scale=0.0)
+
+
+def test_optimizer_groups_of_a_run_use_the_head_scale(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    seen: list[dict[str, float]] = []
+    real = torch.optim.AdamW
+
+    def spy(groups: list[dict[str, Any]], **kw: Any) -> Any:
+        seen.append({g["name"]: g["lr"] for g in groups})
+        return real(groups, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    src = make_tiny_bert(tmp_path / "m", layers=2)
+    cfg = TrainConfig(max_steps=6, lr=1e-3, layer_decay=0.5, head_lr_scale=4.0, eval_every=100,
+                      progress=False)
+    train(src, sentences(32, seed=1, labels=("label_0", "label_1")),
+          sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    assert [sorted({k.split("/")[0] for k in g}) for g in seen] == [
+        ["head"], ["head", "layer.0", "layer.1"], ["embeddings", "head", "layer.0", "layer.1"]]
+    last = seen[-1]
+    assert last["head/decay"] == pytest.approx(4e-3) and last["layer.1/decay"] == pytest.approx(5e-4)
+    assert last["layer.0/no_decay"] == pytest.approx(2.5e-4)
+    assert last["embeddings/decay"] == pytest.approx(1.25e-4)
+
+
 def test_warmup_decay_known_values() -> None:
     f = tr.warmup_decay(10, 0.3)
     assert [round(f(s), 4) for s in range(10)] == [0.3333, 0.6667, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375,
@@ -84,10 +193,11 @@ def test_scheduler_restarts_with_a_fresh_warmup_in_every_phase(tmp_path: Path) -
                       eval_every=100, progress=False)
     res = train(src, sentences(64, seed=1, labels=("label_0", "label_1")),
                 sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
-    assert res.phase_starts == (0, 10, 20)
-    f = tr.warmup_decay(10, 0.3)
-    expected = [1e-3 * f(s) for s in range(10)] * 3
+    # units per phase 1, 2, 3 -> one step each + 27 split 1:2:3 (4.5 / 9 / 13.5, the tie to the later)
+    assert res.planned_steps == (5, 10, 15) and res.phase_starts == (0, 5, 15)
+    expected = [1e-3 * tr.warmup_decay(n, 0.3)(s) for n in res.planned_steps for s in range(n)]
     assert res.lr_history == pytest.approx(expected)
+    assert [res.lr_history[i] for i in res.phase_starts] == pytest.approx([1e-3 / 2, 1e-3 / 3, 1e-3 / 5])
     assert [p.units for p in res.phases] == [("head",), ("head", "layer.1"), ("head", "layer.1", "layer.0")]
 
 
@@ -133,7 +243,9 @@ def test_training_learns_and_logs_at_a_fixed_cadence(tmp_path: Path) -> None:
 
     src = make_tiny_bert(tmp_path / "m")
     store = Store(":memory:")
-    cfg = TrainConfig(max_steps=60, lr=1e-2, eval_every=20, log_every=5, progress=False, seed=0)
+    # the random tiny model only learns once its embeddings train (last phase): equal split, 20 steps each
+    cfg = TrainConfig(max_steps=60, lr=1e-2, eval_every=20, log_every=5, progress=False, seed=0,
+                      step_allocation="equal")
     res = train(src, sentences(200, seed=1, labels=("label_0", "label_1")),
                 sentences(60, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg,
                 out_dir=tmp_path / "out", log_sink=tr.store_log_sink(store, "run1", "m"))
@@ -141,6 +253,7 @@ def test_training_learns_and_logs_at_a_fixed_cadence(tmp_path: Path) -> None:
     rows = store.fetch_dicts("retrain_training_logs", {"train_run_id": "run1"})
     assert [r["step"] for r in rows] == [0, *range(5, 61, 5)]
     evals = [r["step"] for r in rows if r["val_macro_f1"] is not None]
+    assert res.planned_steps == (20, 20, 20) and res.phase_starts == (0, 20, 40)
     assert evals == [0, 20, 40, 60]
     for r in rows[1:]:
         assert r["train_loss"] > 0 and r["grad_norm"] >= 0 and r["lr"] > 0
