@@ -49,7 +49,7 @@ __all__ = ["LABEL_NAMES", "DemoOptions", "DemoResult", "run_demo"]
 log = logging.getLogger(__name__)
 
 LABEL_NAMES: dict[str, str] = {"0": "negative", "1": "positive"}
-_OUTPUTS = ("shiftwatch.duckdb", "shiftwatch.duckdb.wal", "reports", "models", "data", "work",
+_OUTPUTS = ("shiftwatch.duckdb", "shiftwatch.duckdb.wal", "reports", "models", "data", "work", "review",
             "demo-policy.yaml", "spool", "export")
 
 
