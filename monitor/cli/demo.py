@@ -18,16 +18,18 @@ _HELP = """Run the whole shiftwatch story on real data, offline, in one process.
    tokenised SST-2 text, over simulated hours;
 3. runs the scheduler's cycle after each window: drift check, policy,
    actions (a webhook to a local receiver the demo starts, review queue,
-   retrain), reports; review-queue rows are labelled from the data set's
-   true labels, standing in for a human reviewer;
+   retrain), reports. Labels come from the data sets' true labels, and the
+   demo says so: review-queue rows are labelled from them (standing in for
+   a human reviewer), as is a feedback share of each window;
 4. the retrain action re-fine-tunes with gradual unfreezing on the labelled
    production rows and promotes or rejects the candidate, with reasons;
 5. writes HTML reports and prints a summary table.
 
 \b
-Writes OUT/shiftwatch.duckdb, OUT/reports/index.html, OUT/models/ and
-OUT/demo-policy.yaml (OUT is emptied of earlier demo output first).
-No network; CPU is enough (about 10 minutes on 2 cores, --quick about 3).
+Writes OUT/shiftwatch.duckdb, OUT/reports/index.html, OUT/models/,
+OUT/review/ and OUT/demo-policy.yaml (earlier demo output in OUT is removed
+first). No network; CPU is enough: the full story took about 3 minutes on 2
+lightly loaded cores; the demo prints wall and CPU time per stage.
 """
 
 
