@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"retrain data: {data.summary()}", flush=True)
     results: dict[str, dict[str, list[float]]] = {}
     plans: dict[str, list[int]] = {}
+    evals: dict[str, list[list[tuple[int, float, float]]]] = {}
     for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
         r: dict[str, list[float]] = {"yelp": [], "amazon": [], "wall": [], "epoch_s": [], "val": []}
         for seed in range(seeds):
@@ -138,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                               head_lr_scale=args.head_lr_scale, max_steps=steps, lr=args.lr, batch_size=16,
                               eval_every=20, patience=3, max_length=max_length, seed=seed, progress=False)
             t = time.perf_counter()
+            rows: list[dict[str, Any]] = []
             res = train(str(v1_dir), data.train, data.production_val, labels=labels, config=cfg,
-                        out_dir=out)
+                        out_dir=out, log_sink=rows.extend)
+            evals.setdefault(strategy, []).append(
+                [(x["step"], x["val_macro_f1"], x["val_loss"]) for x in rows
+                 if x["val_macro_f1"] is not None])
             wall = time.perf_counter() - t
             r["yelp"].append(_score(str(out), y_test.texts, y_test.labels, labels, max_length))
             r["amazon"].append(_score(str(out), a_test.texts, a_test.labels, labels, max_length))
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             r["val"].append(res.best_val_macro_f1)
             plans[strategy] = list(res.planned_steps)
             print(f"  {strategy:8} seed {seed}: Yelp {100 * r['yelp'][-1]:.1f} Amazon "
-                  f"{100 * r['amazon'][-1]:.1f} steps {res.steps} (plan {list(res.planned_steps)}, "
+                  f"{100 * r['amazon'][-1]:.1f} steps {res.steps} best step {res.best_step} "
+                  f"(val F1 {100 * res.best_val_macro_f1:.1f}; plan {list(res.planned_steps)}, "
                   f"units of the last phase: {len(res.phases[-1].units)}) wall {wall:.0f} s", flush=True)
         results[strategy] = r
 
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.mean(r['epoch_s']):.1f} | {statistics.mean(r['wall']) / full_wall:.2f}× |")
     if args.json:
         args.json.write_text(json.dumps({"v1": {"yelp": v1_yelp, "amazon": v1_amazon, "wall": v1_wall_s},
-                                         "results": results, "plans": plans, "args": {
+                                         "results": results, "plans": plans, "evals": evals, "args": {
                                              k: str(v) for k, v in vars(args).items()},
                                          "steps": steps, "seeds": seeds,
                                          "device": device}, indent=2), encoding="utf-8")

@@ -37,7 +37,9 @@ and the embeddings ``lr * layer_decay ** (L + 1)``. Biases and LayerNorm
 weights get no weight decay. Gradients are clipped to ``max_grad_norm``. Validation macro-F1 is
 measured before training (logged only), every ``eval_every`` steps and at the
 end of each phase; the best trained state is kept (in memory) and restored at
-the end. Early
+the end. "Best" is the highest macro-F1; ties (common: on a small validation
+set macro-F1 moves in coarse steps) go to the lower validation loss, so an
+early, barely-trained state is not kept just because it was evaluated first. Early
 stopping: ``patience`` evaluations without improvement end the current phase
 (so a plateau of the head-only phase moves on to unfreezing instead of
 stopping everything); in the last phase they end training.
@@ -635,7 +637,7 @@ def train(
     val_loss, initial_f1 = evaluate()
     # the untrained state is logged but not eligible as "best": a retrain that cannot beat it
     # yields a candidate the promotion guard rejects, instead of silently returning the input
-    best_f1, best_step, best_state = -1.0, 0, _snapshot(model)
+    best_f1, best_loss, best_step, best_state = -1.0, math.inf, 0, _snapshot(model)
     pending.append({"step": 0, "phase": 0, "lr": 0.0, "train_loss": None, "val_loss": val_loss,
                     "val_macro_f1": initial_f1, "grad_norm": None})
     step = 0
@@ -699,8 +701,8 @@ def train(
                                   "grad_norm": None}
                     row.update(val_loss=val_loss, val_macro_f1=f1)
                     bar.set_postfix(loss=f"{val_loss:.3f}", f1=f"{f1:.3f}", phase=phase)
-                    if f1 > best_f1:
-                        best_f1, best_step, best_state = f1, step, _snapshot(model)
+                    if f1 > best_f1 or (f1 == best_f1 and val_loss < best_loss):
+                        best_f1, best_loss, best_step, best_state = f1, val_loss, step, _snapshot(model)
                     if f1 > phase_best:
                         phase_best, bad_evals = f1, 0
                     else:

@@ -226,6 +226,20 @@ def test_early_stopping_restores_the_best_checkpoint(tmp_path: Path, monkeypatch
     assert not all(torch.equal(saved[k], states[-1][k]) for k in best)
 
 
+@pytest.mark.parametrize(("tie_loss", "best_step"), [(0.5, 4), (1.2, 2)])
+def test_a_macro_f1_tie_goes_to_the_lower_validation_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         tie_loss: float, best_step: int) -> None:
+    # evaluations at steps 0, 2, 4, 6: (loss, macro-F1); step 4 ties step 2 on F1
+    scripted = iter([(1.0, 0.40), (0.9, 0.80), (tie_loss, 0.80), (0.3, 0.70)])
+    monkeypatch.setattr(tr._Evaluator, "__call__", lambda self: next(scripted))
+    src = make_tiny_bert(tmp_path / "m")
+    cfg = TrainConfig(strategy="full", max_steps=20, eval_every=2, patience=2, progress=False)
+    res = train(src, sentences(32, seed=1, labels=("label_0", "label_1")),
+                sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    assert res.steps == 6 and res.phases[0].stopped_early  # the tie is no improvement for patience
+    assert res.best_step == best_step and res.best_val_macro_f1 == pytest.approx(0.80)
+
+
 def test_patience_ends_a_phase_not_the_whole_gradual_run(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tr._Evaluator, "__call__", lambda self: (1.0, 0.5))
