@@ -157,13 +157,14 @@ def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
 
 
 # -- stage 0: settings, policy, receiver ---------------------------------------------
-def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
+def write_demo_policy(out: Path, webhook_url: str, *, window_size: int,
+                      production_share: float = 0.5) -> Path:
     """Copy the shipped default policy into ``out`` for the demo and return its path.
 
     Changes, each stated in the file's header: the notify action posts to
     ``webhook_url`` (the local receiver); the retrain action's reference set
-    is the two newest windows and production rows are half of the training
-    mix; a rule's ``min_samples`` is capped at the demo's window size (the
+    is the two newest windows and production rows are ``production_share``
+    of the training mix; a rule's ``min_samples`` is capped at the demo's window size (the
     quick variant's windows are smaller than the shipped minimum). Rules,
     conditions, ``for`` and cooldowns are the shipped ones.
     """
@@ -184,7 +185,7 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
     retrain = actions.setdefault("retrain", {})
     config = retrain.setdefault("config", {}) or {}
     config.update({"reference_rows": 2 * window_size, "min_reference_rows": 2 * window_size,
-                   "production_share": 0.5})
+                   "production_share": production_share})
     retrain["config"] = config
     capped: list[str] = []
     for rule in doc["rules"]:
@@ -195,7 +196,8 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int) -> Path:
     header = [f"# Written by `shiftwatch demo`: the shipped default policy ({shipped.name}) with",
               f"# - notify posting to the demo's local webhook receiver ({webhook_url})"]
     header.append(f"# - retrain: the new version's reference set is the newest {2 * window_size} production "
-                  "rows (the drifted traffic), labelled production rows are half of the training mix")
+                  f"rows (the drifted traffic); labelled production rows are {production_share:.0%} of the "
+                  "training mix")
     if capped:
         header.append(f"# - min_samples capped at the demo window size: {'; '.join(capped)}")
     path.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -541,7 +543,8 @@ def _story(state: _State) -> Path | None:
     scheduler: Any = None
     with _stage(state, "setup", "policy and scheduler"):
         try:
-            policy_path = write_demo_policy(opts.out, state.receiver.url, window_size=plan.window_size)
+            policy_path = write_demo_policy(opts.out, state.receiver.url, window_size=plan.window_size,
+                                            production_share=plan.production_share)
             state.settings = state.settings.model_copy(update={"policy_file": policy_path})
             console.print(f"policy: {policy_path} (the shipped default's rules, notify → local receiver)")
             from monitor.scheduler import Scheduler

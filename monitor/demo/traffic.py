@@ -53,6 +53,7 @@ class TrafficPlan:
     schedule: tuple[str, ...]
     window_hours: float = 1.0
     label_fraction: float = 0.5  # share of each window whose ground truth arrives before its check
+    production_share: float = 0.5  # retrain: share of labelled production rows in the training mix
 
     @classmethod
     def full(cls) -> TrafficPlan:
@@ -62,9 +63,10 @@ class TrafficPlan:
 
     @classmethod
     def quick(cls) -> TrafficPlan:
-        """The same story with smaller splits and windows (CI)."""
+        """The same story with smaller splits and windows, and a retrain on production rows only
+        (fewer training steps; CI)."""
         return cls(n_train=250, n_validation=60, n_reference=100, window_size=100, n_eval=100,
-                   schedule=_SCHEDULE)
+                   schedule=_SCHEDULE, production_share=1.0)
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_validation", "n_reference", "window_size", "n_eval"):
@@ -73,6 +75,8 @@ class TrafficPlan:
         unknown = [d for d in self.schedule if d not in _DOMAINS]
         if unknown:
             raise ConfigError(f"traffic plan: unknown domain(s) {unknown} (choose from {_DOMAINS})")
+        if not 0.0 < self.production_share <= 1.0:
+            raise ConfigError("traffic plan: production_share must be in (0, 1]")
         if not 0.0 <= self.label_fraction <= 1.0:
             raise ConfigError("traffic plan: label_fraction must be in [0, 1]")
         if not self.window_hours > 0:
