@@ -45,7 +45,7 @@ class RetrainAction(Action):
     def _run(self, context: ActionContext) -> ActionOutcome:
         from monitor.retrain.service import RetrainConfig, retrain
 
-        config = RetrainConfig(**self.params.config) if self.params.config else None
+        config = RetrainConfig.from_dict(self.params.config) if self.params.config else None
         outcome = retrain(context.store, context.settings, str(context.alert["model_name"]),
                           reason=self._reason(context), dry_run=False, config=config)
         return ActionOutcome("ok", detail={"retrain": _jsonable(outcome)})

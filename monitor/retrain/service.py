@@ -22,10 +22,11 @@ import json
 import logging
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from monitor.errors import RegistryError, RetrainError, ShiftwatchError
+from monitor.errors import ConfigError, RegistryError, RetrainError, ShiftwatchError
 from monitor.registry import ModelVersion, Registry
 from monitor.retrain.data import TrainingData, assemble, labelled_production, load_examples, split_original
 from monitor.retrain.evaluate import Guard, build_reference, decide, score
@@ -61,6 +62,29 @@ class RetrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RetrainConfig:
+        """Build from plain mappings (a policy file), nested ``train`` and ``guard`` included.
+
+        Unknown keys raise :class:`ConfigError` naming them.
+        """
+        def build(kind: Any, data: Any, where: str) -> Any:
+            if not isinstance(data, Mapping):
+                raise ConfigError(f"retrain config '{where}': expected a mapping")
+            known = {f.name for f in fields(kind)}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ConfigError(f"retrain config '{where}': unknown field(s) {', '.join(unknown)}")
+            return kind(**data)
+
+        top = dict(values)
+        if "train" in top:
+            top["train"] = build(TrainConfig, {"progress": False, **top["train"]}, "train")
+        if "guard" in top:
+            top["guard"] = build(Guard, top["guard"], "guard")
+        config: RetrainConfig = build(cls, top, "retrain")
+        return config
 
 
 @dataclass(frozen=True, slots=True)

@@ -671,7 +671,7 @@ def train(
                     logits = model(**batch).logits
                 loss = torch.nn.functional.cross_entropy(logits.float(), target)
                 if not torch.isfinite(loss):
-                    raise RetrainError(f"training diverged at step {step + 1} (loss {float(loss)})")
+                    raise RetrainError(f"training diverged at step {step + 1} (loss {float(loss.detach())})")
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()  # type: ignore[no-untyped-call]

@@ -152,3 +152,21 @@ def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -
     done = shadow_evaluate(store, settings, "m", "v2", guard=lenient)
     assert done.decision == "promoted" and done.metrics["n_live"] == 60
     assert read_active_pointer(reg.root, "m") == "v2"
+
+
+def test_retrain_config_from_policy_mapping_builds_nested_configs() -> None:
+    from monitor.errors import ConfigError
+    from monitor.retrain.evaluate import Guard
+    from monitor.retrain.service import RetrainConfig
+    from monitor.retrain.trainer import TrainConfig
+
+    cfg = RetrainConfig.from_dict({"production_share": 0.5, "train": {"max_steps": 12, "lr": 3e-5},
+                                   "guard": {"min_improvement": 0.02}})
+    assert isinstance(cfg.train, TrainConfig) and cfg.train.max_steps == 12 and cfg.train.lr == 3e-5
+    assert cfg.train.progress is False
+    assert cfg.guard == Guard(min_improvement=0.02)
+    assert cfg.production_share == 0.5
+    with pytest.raises(ConfigError, match=r"train.*max_stepz"):
+        RetrainConfig.from_dict({"train": {"max_stepz": 3}})
+    with pytest.raises(ConfigError, match="unknown field"):
+        RetrainConfig.from_dict({"share": 0.5})
