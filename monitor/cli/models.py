@@ -8,7 +8,7 @@ the registry / retrain service and print the result. No logic lives here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,14 +126,9 @@ def promote(
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Make VERSION the active version (DB + ACTIVE pointer, atomically)."""
-    from monitor.registry import webhook_listener
-
-    with _open(config, db, registry_dir) as (_, _store, registry):
-        if webhook:
-            registry.listeners.append(webhook_listener(webhook))
-        before = registry.active(model)
-        mv = registry.promote(model, version, reason=reason)
-    typer.echo(f"{model}: {before.version if before else '-'} -> {mv.version} (active)")
+    before, mv = _switch(config, db, registry_dir, webhook, model,
+                         lambda registry: registry.promote(model, version, reason=reason))
+    typer.echo(f"{model}: {before} -> {mv.version} (active)")
 
 
 def rollback(
@@ -144,14 +139,24 @@ def rollback(
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Restore the previously active version (or --to); the current one becomes rejected."""
+    before, mv = _switch(config, db, registry_dir, webhook, model,
+                         lambda registry: registry.rollback(model, to=to, reason=reason))
+    typer.echo(f"{model}: rolled back {before} -> {mv.version}")
+
+
+def _switch(
+    config: Path | None, db: Path | None, registry_dir: Path | None, webhook: str | None, model: str,
+    change: Callable[[Registry], ModelVersion],
+) -> tuple[str, ModelVersion]:
+    """Run one activation change (optionally announced to a webhook); return (previous, new)."""
     from monitor.registry import webhook_listener
 
     with _open(config, db, registry_dir) as (_, _store, registry):
         if webhook:
             registry.listeners.append(webhook_listener(webhook))
         before = registry.active(model)
-        mv = registry.rollback(model, to=to, reason=reason)
-    typer.echo(f"{model}: rolled back {before.version if before else '-'} -> {mv.version}")
+        mv = change(registry)
+    return (before.version if before else "-"), mv
 
 
 def retrain(
