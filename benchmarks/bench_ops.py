@@ -14,30 +14,11 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def _receiver() -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", "0")))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/hook"
 
 
 def main() -> None:
@@ -46,6 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     n_windows, size = (3, 300) if args.quick else (6, 1000)
 
+    from monitor.demo.receiver import WebhookReceiver
     from monitor.drift.runs import check_window
     from monitor.policy import History, evaluate, load_policy
     from monitor.scheduler import Scheduler, window_from_run
@@ -53,7 +35,8 @@ def main() -> None:
     from monitor.store import Store
     from tests.ops.conftest import T0, make_records, seed_reference
 
-    server, url = _receiver()
+    receiver = WebhookReceiver().start()
+    url = receiver.url
     with tempfile.TemporaryDirectory() as tmp:
         shifted = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
         # baseline: drift checks alone
@@ -103,7 +86,7 @@ def main() -> None:
             evaluate(policy, History(windows[: 2 + i % (len(windows) - 1)]), now=T0)
         per_eval = (time.perf_counter() - t) / reps
         store.close()
-    server.shutdown()
+    receiver.stop()
 
     b, c = statistics.median(base), statistics.median(cycles)
     print(f"windows: {n_windows} x {size} rows, 16-dim synthetic embeddings, all five signals")

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from monitor.demo.receiver import WebhookReceiver
 from monitor.server import create_app
 from monitor.store import Store
 from tests.server.helpers import AUTH, T0, ThreadServer, record, settings_for
@@ -81,43 +77,17 @@ def _records(n: int, *, seed: int, shift: float, prefix: str) -> list[dict[str, 
     return out
 
 
-@contextmanager
-def _receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            received.append({"path": self.path, "json": json.loads(body)})
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 def test_sidecar_with_scheduler_alerts_a_real_webhook(tmp_path: Path) -> None:
     pytest.importorskip("monitor.scheduler")
     from collectors.schema import records_to_table
     from monitor.drift.references import create_reference
 
     (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
-    with _receiver() as (url, received), Store(tmp_path / "sidecar.duckdb") as store:
+    with WebhookReceiver() as receiver, Store(tmp_path / "sidecar.duckdb") as store:
         reference, _ = records_to_table(_records(300, seed=1, shift=0.0, prefix="ref"))
         create_reference(store, "ref-v1", reference, model_name="sentiment", model_version="v1",
                          origin="test")
-        settings = settings_for(tmp_path, webhook_url=url, policy_file=tmp_path / "policy.yaml",
+        settings = settings_for(tmp_path, webhook_url=receiver.url, policy_file=tmp_path / "policy.yaml",
                                 drift_interval_s=1.0, window_size=300)
         app = create_app(settings, store=store, enrich=False)  # the real ops Scheduler
         with ThreadServer(app) as server, httpx.Client(base_url=server.base, headers=AUTH, timeout=30) as c:
@@ -126,10 +96,11 @@ def test_sidecar_with_scheduler_alerts_a_real_webhook(tmp_path: Path) -> None:
                 r = c.post("/v1/predictions", json={"records": shifted[start:start + 100]})
                 assert r.status_code == 202
             deadline = time.monotonic() + 90
-            while not received and time.monotonic() < deadline:
+            while not receiver.messages() and time.monotonic() < deadline:
                 time.sleep(0.2)
+            received = receiver.messages()
             assert received, "the scheduler should have fired the notify webhook"
-            alert = received[0]["json"]["alert"]
+            alert = received[0].body["alert"]
             assert alert["rule"] == "embedding-drift" and alert["model_name"] == "sentiment"
             drift = c.get("/v1/drift").json()["models"]
             assert drift[0]["run_id"] == alert["run_id"] and drift[0]["drifted"] is True
