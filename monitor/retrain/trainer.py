@@ -37,12 +37,15 @@ and the embeddings ``lr * layer_decay ** (L + 1)``. Biases and LayerNorm
 weights get no weight decay. Gradients are clipped to ``max_grad_norm``. Validation macro-F1 is
 measured before training (logged only), every ``eval_every`` steps and at the
 end of each phase; the best trained state is kept (in memory) and restored at
-the end. "Best" is the highest macro-F1; ties (common: on a small validation
-set macro-F1 moves in coarse steps) go to the lower validation loss, so an
-early, barely-trained state is not kept just because it was evaluated first. Early
-stopping: ``patience`` evaluations without improvement end the current phase
-(so a plateau of the head-only phase moves on to unfreezing instead of
+the end. "Best" is decided by :class:`monitor.retrain.selection.CheckpointSelector`:
+the latest checkpoint whose macro-F1 is not significantly below the highest
+one (one-sided paired permutation test on the validation rows at
+``selection_alpha``; a small validation slice cannot tell such checkpoints
+apart, and the longest-trained one is the most adapted). Early stopping:
+``patience`` evaluations in a row significantly below the best end the current
+phase (so a degrading head-only phase moves on to unfreezing instead of
 stopping everything); in the last phase they end training.
+``selection_alpha=1`` gives the classic highest-score rule.
 
 Batches are padded dynamically (to the longest sequence of the batch). On
 CUDA, autocast runs in bf16 where supported, else fp16 with a GradScaler; on
@@ -70,6 +73,7 @@ import numpy as np
 
 from monitor.errors import RetrainError
 from monitor.retrain.metrics import macro_f1
+from monitor.retrain.selection import CheckpointSelector
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -153,6 +157,7 @@ class TrainConfig:
     eval_every: int = 50
     log_every: int = 10
     patience: int = 3
+    selection_alpha: float = 0.05
     seed: int = 0
     max_length: int = 128
     truncation_side: Literal["right", "left"] = "right"
@@ -175,6 +180,8 @@ class TrainConfig:
             raise RetrainError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_steps is not None and self.max_steps < (self.n_phases or 1):
             raise RetrainError(f"max_steps={self.max_steps} is less than one step per phase")
+        if not 0.0 < self.selection_alpha <= 1.0:
+            raise RetrainError(f"selection_alpha must be in (0, 1], got {self.selection_alpha}")
         if self.batch_size < 1 or self.eval_every < 1 or self.log_every < 1 or self.patience < 1:
             raise RetrainError("batch_size, eval_every, log_every and patience must be at least 1")
 
@@ -536,8 +543,8 @@ class _Evaluator:
         self.pad_id, self.device, self.precision = pad_id, device, precision
         self.batch_size, self.n_classes = batch_size, n_classes
 
-    def __call__(self) -> tuple[float, float]:
-        """(mean loss, macro-F1) on the validation set."""
+    def __call__(self) -> tuple[float, float, np.ndarray]:
+        """(mean loss, macro-F1, predicted class ids) on the validation set."""
         import torch
 
         self.model.eval()
@@ -554,7 +561,7 @@ class _Evaluator:
         self.model.train()
         n = max(len(self.ids), 1)
         pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
-        return sum(losses) / n, macro_f1(self.y, pred, self.n_classes)
+        return sum(losses) / n, macro_f1(self.y, pred, self.n_classes), pred
 
 
 def _autocast(precision: Precision) -> Any:
@@ -634,10 +641,11 @@ def train(
         pending.clear()
 
     t_start = time.perf_counter()
-    val_loss, initial_f1 = evaluate()
-    # the untrained state is logged but not eligible as "best": a retrain that cannot beat it
-    # yields a candidate the promotion guard rejects, instead of silently returning the input
-    best_f1, best_loss, best_step, best_state = -1.0, math.inf, 0, _snapshot(model)
+    val_loss, initial_f1, _ = evaluate()
+    # the untrained state is logged but not eligible: a retrain that cannot beat it yields a
+    # candidate the promotion guard rejects, instead of silently returning the input
+    selector = CheckpointSelector(y_val, len(labels), alpha=cfg.selection_alpha, seed=cfg.seed)
+    best_state = _snapshot(model)
     pending.append({"step": 0, "phase": 0, "lr": 0.0, "train_loss": None, "val_loss": val_loss,
                     "val_macro_f1": initial_f1, "grad_norm": None})
     step = 0
@@ -696,24 +704,24 @@ def train(
                     loss_acc.clear()
                     norm_acc.clear()
                 if step % cfg.eval_every == 0 or i == n_steps - 1:
-                    val_loss, f1 = evaluate()
+                    val_loss, f1, pred = evaluate()
                     row = row or {"step": step, "phase": phase, "lr": lr_now, "train_loss": None,
                                   "grad_norm": None}
                     row.update(val_loss=val_loss, val_macro_f1=f1)
                     bar.set_postfix(loss=f"{val_loss:.3f}", f1=f"{f1:.3f}", phase=phase)
-                    if f1 > best_f1 or (f1 == best_f1 and val_loss < best_loss):
-                        best_f1, best_loss, best_step, best_state = f1, val_loss, step, _snapshot(model)
-                    if f1 > phase_best:
-                        phase_best, bad_evals = f1, 0
-                    else:
-                        bad_evals += 1
+                    verdict = selector.offer(step, f1, pred)
+                    if verdict.keep:
+                        best_state = _snapshot(model)
+                    phase_best = max(phase_best, f1)
+                    bad_evals = bad_evals + 1 if verdict.worse else 0
                 if row is not None:
                     pending.append(row)
                 if row is not None and row.get("val_macro_f1") is not None:
                     flush()
                 if bad_evals >= cfg.patience:
                     stopped = True
-                    log.info("phase %d: no improvement in %d evaluations; ending the phase", phase, bad_evals)
+                    log.info("phase %d: %d evaluations significantly below the best; ending the phase",
+                             phase, bad_evals)
                     break
             wall = time.perf_counter() - t_phase
             train_time += wall
@@ -742,7 +750,8 @@ def train(
     epochs = step / steps_per_epoch if steps_per_epoch else 0.0
     return TrainResult(
         out_dir=saved, labels=tuple(labels), initial_val_macro_f1=initial_f1,
-        best_val_macro_f1=best_f1, best_step=best_step, steps=step, phases=tuple(summaries),
+        best_val_macro_f1=selector.kept_f1, best_step=selector.kept_step or 0, steps=step,
+        phases=tuple(summaries),
         wall_s=time.perf_counter() - t_start,
         seconds_per_epoch=train_time / epochs if epochs else 0.0,
         device=device, precision=precision.name,

@@ -207,13 +207,14 @@ def test_early_stopping_restores_the_best_checkpoint(tmp_path: Path, monkeypatch
     scripted = iter([0.40, 0.55, 0.90, 0.60, 0.50, 0.45, 0.42, 0.41, 0.40, 0.39, 0.38])
     states: list[dict[str, Any]] = []
 
-    def fake_eval(self: Any) -> tuple[float, float]:
+    def fake_eval(self: Any) -> tuple[float, float, Any]:
         states.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
-        return 1.0, next(scripted)
+        return 1.0, next(scripted), self.y
 
     monkeypatch.setattr(tr._Evaluator, "__call__", fake_eval)
     src = make_tiny_bert(tmp_path / "m")
-    cfg = TrainConfig(strategy="full", max_steps=20, eval_every=2, patience=2, lr=1e-2, progress=False)
+    cfg = TrainConfig(strategy="full", max_steps=20, eval_every=2, patience=2, lr=1e-2, progress=False,
+                      selection_alpha=1.0)  # the classic rule: every drop below the best counts
     res = train(src, sentences(64, seed=1, labels=("label_0", "label_1")),
                 sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg,
                 out_dir=tmp_path / "out")
@@ -226,28 +227,51 @@ def test_early_stopping_restores_the_best_checkpoint(tmp_path: Path, monkeypatch
     assert not all(torch.equal(saved[k], states[-1][k]) for k in best)
 
 
-@pytest.mark.parametrize(("tie_loss", "best_step"), [(0.5, 4), (1.2, 2)])
-def test_a_macro_f1_tie_goes_to_the_lower_validation_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         tie_loss: float, best_step: int) -> None:
-    # evaluations at steps 0, 2, 4, 6: (loss, macro-F1); step 4 ties step 2 on F1
-    scripted = iter([(1.0, 0.40), (0.9, 0.80), (tie_loss, 0.80), (0.3, 0.70)])
-    monkeypatch.setattr(tr._Evaluator, "__call__", lambda self: next(scripted))
+def _flip(y: Any, rows: list[int]) -> Any:
+    p = y.copy()
+    p[rows] = 1 - p[rows]
+    return p
+
+
+@pytest.mark.parametrize(("alpha", "best_step", "steps"), [(0.05, 6, 10), (1.0, 2, 6)])
+def test_checkpoints_level_within_noise_go_to_the_later_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            alpha: float, best_step: int,
+                                                            steps: int) -> None:
+    # evaluations at steps 0, 2, 4, 6, 8, 10 on 40 rows: (loss, wrong rows)
+    scripted = iter([(1.0, list(range(20))), (0.9, [0]), (0.8, [0, 1]), (0.7, [0, 1, 2]),
+                     (0.6, list(range(15))), (0.5, list(range(16)))])
+
+    def fake_eval(self: Any) -> tuple[float, float, Any]:
+        loss, wrong = next(scripted)
+        pred = _flip(self.y, wrong)
+        return loss, tr.macro_f1(self.y, pred, 2), pred
+
+    monkeypatch.setattr(tr._Evaluator, "__call__", fake_eval)
     src = make_tiny_bert(tmp_path / "m")
-    cfg = TrainConfig(strategy="full", max_steps=20, eval_every=2, patience=2, progress=False)
+    cfg = TrainConfig(strategy="full", max_steps=20, eval_every=2, patience=2, progress=False,
+                      selection_alpha=alpha)
     res = train(src, sentences(32, seed=1, labels=("label_0", "label_1")),
-                sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
-    assert res.steps == 6 and res.phases[0].stopped_early  # the tie is no improvement for patience
-    assert res.best_step == best_step and res.best_val_macro_f1 == pytest.approx(0.80)
+                sentences(40, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
+    # one or two rows worse than the top (step 2) is not a significant drop (p = 0.5, 0.25): the latest
+    # of those (step 6) is kept and patience only counts the clearly worse steps 8 and 10; with
+    # alpha = 1 every drop counts, so steps 4 and 6 end the run and the top itself is kept
+    assert res.best_step == best_step and res.steps == steps and res.phases[0].stopped_early
 
 
 def test_patience_ends_a_phase_not_the_whole_gradual_run(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tr._Evaluator, "__call__", lambda self: (1.0, 0.5))
+    calls = iter(range(1000))
+
+    def fake_eval(self: Any) -> tuple[float, float, Any]:
+        good = next(calls) == 1  # the first evaluation after training starts is the only good one
+        return 1.0, 0.9 if good else 0.5, self.y if good else 1 - self.y
+
+    monkeypatch.setattr(tr._Evaluator, "__call__", fake_eval)
     src = make_tiny_bert(tmp_path / "m")
     cfg = TrainConfig(phases=3, layers_per_phase=1, max_steps=30, eval_every=1, patience=1, progress=False)
     res = train(src, sentences(32, seed=1, labels=("label_0", "label_1")),
                 sentences(8, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg)
-    assert [p.steps for p in res.phases] == [2, 2, 2]
+    assert [p.steps for p in res.phases] == [2, 1, 1]  # each phase ends at its first significant drop
     assert all(p.stopped_early for p in res.phases)
     assert res.best_step == 1  # the first trained evaluation; the untrained state is never "best"
 
