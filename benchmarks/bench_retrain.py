@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -51,6 +52,18 @@ def _score(model_dir: str, texts: list[str], labels: list[str], label_order: lis
     return macro_f1(np.array([index[x] for x in labels]), probs.argmax(1), len(label_order))
 
 
+def _default_budget(n_train: int, batch_size: int) -> int:
+    """Steps a default ``retrain()`` gives gradual unfreezing: derived phases × 1 epoch each."""
+    from transformers import AutoConfig
+
+    from collectors.encoding import minilm_path
+    from monitor.retrain.trainer import TrainConfig
+
+    n_layers = int(AutoConfig.from_pretrained(minilm_path()).num_hidden_layers)
+    cfg = TrainConfig()
+    return math.ceil(cfg.phase_count(n_layers) * cfg.epochs_per_phase * math.ceil(n_train / batch_size))
+
+
 def _mean_std(xs: list[float]) -> str:
     sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
     return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
@@ -61,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, small step budget")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per strategy (default 3, quick 1)")
-    parser.add_argument("--steps", type=int, default=None, help="retrain step budget (default 90, quick 30)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="retrain step budget (default: what a default retrain() gives gradual "
+                        "unfreezing, phases × 1 epoch = 5 epochs here; quick 30)")
     parser.add_argument("--v1-steps", type=int, default=None, help="v1 steps (default 120, quick 60)")
     parser.add_argument("--lr", type=float, default=1e-4, help="head learning rate (all strategies)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -72,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gradual step allocation over phases")
     parser.add_argument("--head-lr-scale", type=float, default=1.0,
                         help="head lr = lr × this (all strategies)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="checkpoint selection level (TrainConfig.selection_alpha; 1 = highest score)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--v1-dir", type=Path, default=None,
                         help="reuse a v1 saved by an earlier run (same data split) instead of training it")
@@ -86,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     seeds = args.seeds or (1 if args.quick else 3)
-    steps = args.steps or (30 if args.quick else 90)
     v1_steps = args.v1_steps or (60 if args.quick else 120)
     max_length, labels = 64, ["0", "1"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -98,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     a_test, a_rest = stratified_split(amazon, 0.2, seed=0)
     a_val, a_train = stratified_split(a_rest, 0.125, seed=0)  # 100 val, 700 train
     y_lab, y_rest = stratified_split(yelp, 0.2, seed=0)  # 200 labelled production rows
-    y_test = stratified_split(y_rest, 0.25 if args.quick else 0.5, seed=1)[0]
+    y_test = stratified_split(y_rest, 0.25, seed=1)[0] if args.quick else y_rest
     if args.quick:
         a_test = stratified_split(a_test, 0.5, seed=1)[0]
+    data = assemble(y_lab, a_train, a_val, labels=labels, production_share=0.2, min_labelled=100, seed=0)
+    steps = args.steps or (30 if args.quick else _default_budget(len(data.train), 16))
     print(f"# retrain benchmark ({'quick' if args.quick else 'full'}): device={device}, "
           f"threads={args.threads}, max_length={max_length}, retrain budget={steps} steps, "
           f"seeds={seeds}, lr={args.lr}, head_lr_scale={args.head_lr_scale}, gradual phases="
@@ -125,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"v1: {v1_steps_done} steps in {v1_wall_s:.0f} s ({v1_epoch_s:.1f} s/epoch); "
           f"Yelp F1 {100 * v1_yelp:.1f}, Amazon F1 {100 * v1_amazon:.1f}", flush=True)
 
-    data = assemble(y_lab, a_train, a_val, labels=labels, production_share=0.2, min_labelled=100, seed=0)
     print(f"retrain data: {data.summary()}", flush=True)
     results: dict[str, dict[str, list[float]]] = {}
     plans: dict[str, list[int]] = {}
@@ -136,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             out = work / f"{strategy}-{seed}"
             cfg = TrainConfig(strategy=strategy, phases=args.phases,  # type: ignore[arg-type]
                               layers_per_phase=args.layers_per_phase, step_allocation=args.allocation,
-                              head_lr_scale=args.head_lr_scale, max_steps=steps, lr=args.lr, batch_size=16,
+                              head_lr_scale=args.head_lr_scale, selection_alpha=args.alpha, max_steps=steps,
+                              lr=args.lr, batch_size=16,
                               eval_every=20, patience=3, max_length=max_length, seed=seed, progress=False)
             t = time.perf_counter()
             rows: list[dict[str, Any]] = []
