@@ -17,15 +17,8 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     p = np.asarray(y_pred, dtype=np.int64)
     if t.size == 0:
         return 0.0
-    scores: list[float] = []
-    for c in range(n_classes):
-        tp = int(np.sum((t == c) & (p == c)))
-        fp = int(np.sum((t != c) & (p == c)))
-        fn = int(np.sum((t == c) & (p != c)))
-        if tp + fp + fn == 0:
-            continue
-        scores.append(2.0 * tp / (2.0 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
+    empty = np.zeros(0, dtype=np.int64)
+    return float(_macro_f1_rows(empty, empty, t, p[None, :], n_classes)[0])
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
