@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -60,8 +59,7 @@ def _default_budget(n_train: int, batch_size: int) -> int:
     from monitor.retrain.trainer import TrainConfig
 
     n_layers = int(AutoConfig.from_pretrained(minilm_path()).num_hidden_layers)
-    cfg = TrainConfig()
-    return math.ceil(cfg.phase_count(n_layers) * cfg.epochs_per_phase * math.ceil(n_train / batch_size))
+    return TrainConfig(batch_size=batch_size).step_budget(n_train, n_layers)
 
 
 def _mean_std(xs: list[float]) -> str:

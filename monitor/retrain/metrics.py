@@ -27,7 +27,6 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(t == np.asarray(y_pred))) if t.size else 0.0
 
 
-
 def paired_f1_worse_pvalue(y_true: np.ndarray, pred_ref: np.ndarray, pred_new: np.ndarray, n_classes: int,
                            *, n_perm: int = 2000, seed: int = 0) -> float:
     """One-sided paired permutation p-value that ``pred_new`` has lower macro-F1 than ``pred_ref``.

@@ -54,9 +54,8 @@ class Verdict:
     p_value: float
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Scored:
-    step: int
     f1: float
     pred: np.ndarray
 
@@ -93,7 +92,7 @@ class CheckpointSelector:
             raise ValueError(f"{pred.shape[0] if pred.ndim else 0} predictions for {self._y.size} rows")
         top = self._top
         if top is None or f1 >= top.f1:
-            self._top = _Scored(step, f1, pred)
+            self._top = _Scored(f1, pred)
             self.kept_step, self.kept_f1 = step, f1
             return Verdict(keep=True, top=True, worse=False, p_value=1.0)
         p_value = 0.0

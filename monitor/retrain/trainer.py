@@ -196,6 +196,13 @@ class TrainConfig:
             return 1
         return resolve_phases(n_layers, self.layers_per_phase, self.phases)
 
+    def step_budget(self, n_train: int, n_layers: int) -> int:
+        """Steps a run takes on ``n_train`` rows: ``max_steps``, else ``phases × epochs_per_phase`` epochs."""
+        if self.max_steps is not None:
+            return self.max_steps
+        steps_per_epoch = math.ceil(n_train / self.batch_size)
+        return max(1, math.ceil(steps_per_epoch * self.epochs_per_phase)) * self.phase_count(n_layers)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
@@ -621,12 +628,8 @@ def train(
     lrs = layer_lrs(n_layers, cfg.lr, cfg.layer_decay, head_scale=cfg.head_lr_scale)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     n_phases = cfg.phase_count(n_layers)
-    if cfg.max_steps is not None:
-        budget = cfg.max_steps
-    else:
-        budget = max(1, math.ceil(steps_per_epoch * cfg.epochs_per_phase)) * n_phases
-    plan = allocate_steps(budget, phase_weights(cfg.strategy, n_phases, n_layers, cfg.layers_per_phase,
-                                                cfg.step_allocation))
+    weights = phase_weights(cfg.strategy, n_phases, n_layers, cfg.layers_per_phase, cfg.step_allocation)
+    plan = allocate_steps(cfg.step_budget(len(train_ids), n_layers), weights)
     log.info("%s: %d phases, steps %s", cfg.strategy, n_phases, plan)
     scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.use_scaler) \
         if precision.use_scaler else None

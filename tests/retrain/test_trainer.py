@@ -348,3 +348,10 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
               config=TrainConfig(max_steps=3, progress=False))
     with pytest.raises(RetrainError):
         TrainConfig(strategy="bogus")  # type: ignore[arg-type]
+
+
+def test_step_budget_is_max_steps_or_phases_times_epochs() -> None:
+    assert TrainConfig(max_steps=42).step_budget(750, 6) == 42
+    # 750 rows / batch 16 = 47 steps per epoch; 6 layers, k = 2 -> 5 phases x 1 epoch
+    assert TrainConfig().step_budget(750, 6) == 235
+    assert TrainConfig(strategy="full", epochs_per_phase=2.0).step_budget(750, 6) == 94
