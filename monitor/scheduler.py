@@ -215,6 +215,8 @@ class Scheduler:
                     if er.ok:
                         decisions.extend(er.result[0])
                         actions.extend(er.result[1])
+            if self.shadow_pending():
+                jobs.append(FunctionJob(self.store, "shadow_evaluate", self.evaluate_shadow)())
             if reports:
                 jobs.append(FunctionJob(self.store, "render_reports", self.render_reports)())
             if retention:
@@ -364,6 +366,21 @@ class Scheduler:
         result = ingest_drop_files(self.store, self.settings.spool_dir)
         return {"files": result.files, "accepted": result.accepted, "duplicates": result.duplicates,
                 "skipped": result.skipped, "failed": list(result.failed)}
+
+    # -- shadow candidates -----------------------------------------------------------------
+    def shadow_pending(self) -> bool:
+        """Whether a retrain left candidates waiting for shadow evaluation."""
+        return bool(self.store.execute("retrain_shadow_pending"))
+
+    def evaluate_shadow(self) -> list[dict[str, Any]]:
+        """Promote or reject the shadow candidates whose traffic window is complete; the rest wait."""
+        from monitor.retrain.service import check_pending_shadow
+
+        checks = check_pending_shadow(self.store, self.settings)
+        for c in checks:
+            if c.outcome is not None:
+                log.info("shadow evaluation of %s %s: %s", c.model_name, c.version, c.outcome.decision)
+        return [c.to_dict() for c in checks]
 
     # -- reports and retention -------------------------------------------------------------
     def render_reports(self) -> str:

@@ -1,4 +1,4 @@
-"""``shiftwatch models list|show|register``, ``promote``, ``rollback`` and ``retrain``.
+"""``shiftwatch models list|show|register|shadow``, ``promote``, ``rollback`` and ``retrain``.
 
 Commands open the store and the registry, run :meth:`Registry.recover` (a
 crash between a DB switch and the pointer replace is repaired on start), call
@@ -118,6 +118,44 @@ def register_version(
     typer.echo(f"registered {mv.model_name} {mv.version} ({mv.status}) at {mv.artifact_dir}")
 
 
+@models_app.command("shadow")
+def shadow(
+    version: str | None = typer.Argument(None, help="Candidate to decide (default: every pending one)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model (required with VERSION)."),
+    min_rows: int | None = typer.Option(None, "--min-rows",
+                                        help="Labelled rows needed (default: what the retrain set)."),
+    as_json: bool = JSON_OUT, config: Path | None = CONFIG, db: Path | None = DB,
+    registry_dir: Path | None = REGISTRY,
+) -> None:
+    """Finish shadow evaluations: promote or reject candidates on traffic labelled since they were trained."""
+    from monitor.retrain.service import ShadowCheck, ShadowNotReady, check_pending_shadow, shadow_evaluate
+
+    if version is not None and model is None:
+        raise typer.BadParameter("shadow VERSION needs --model", param_hint="--model")
+    with _open(config, db, registry_dir) as (settings, store, _registry):
+        if version is None:
+            checks = check_pending_shadow(store, settings, model, min_rows=min_rows)
+        else:
+            assert model is not None
+            try:
+                checks = [ShadowCheck(model, version, outcome=shadow_evaluate(store, settings, model, version,
+                                                                              min_rows=min_rows))]
+            except ShadowNotReady as exc:
+                checks = [ShadowCheck(model, version, waiting=str(exc))]
+    if as_json:
+        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2, default=str))
+        return
+    if not checks:
+        typer.echo("no candidates waiting for shadow evaluation")
+    for c in checks:
+        if c.outcome is None:
+            typer.echo(f"{c.model_name} {c.version}: waiting ({c.waiting})")
+            continue
+        typer.echo(f"{c.model_name} {c.version}: {c.outcome.decision}")
+        for r in c.outcome.reasons:
+            typer.echo(f"  - {r}")
+
+
 def promote(
     version: str = typer.Argument(..., help="Version to activate."),
     model: str = MODEL,
@@ -170,6 +208,8 @@ def retrain(
     min_improvement: float = typer.Option(0.01, "--min-improvement", help="δ: production macro-F1 gain."),
     max_forgetting: float = typer.Option(0.02, "--max-forgetting", help="ε: allowed original-F1 drop."),
     shadow: bool = typer.Option(False, "--shadow", help="Keep a passing candidate for shadow evaluation."),
+    shadow_min_rows: int = typer.Option(50, "--shadow-min-rows",
+                                        help="Shadow window: labelled rows logged after the candidate."),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds before the worker is stopped."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     as_json: bool = JSON_OUT,
@@ -184,7 +224,8 @@ def retrain(
     cfg = RetrainConfig(
         train=TrainConfig(strategy=strategy, max_steps=max_steps, progress=progress),  # type: ignore[arg-type]
         production_share=production_share, min_labelled=min_labelled,
-        guard=Guard(min_improvement, max_forgetting), timeout_s=timeout, shadow=shadow)
+        guard=Guard(min_improvement, max_forgetting), timeout_s=timeout, shadow=shadow,
+        shadow_min_rows=shadow_min_rows)
     with _open(config, db, registry_dir) as (settings, store, _registry):
         outcome = run_retrain(store, settings, model, reason=reason, dry_run=dry_run, config=cfg)
     if as_json:

@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from monitor.settings import Settings
     from monitor.store import Store
 
-__all__ = ["RetrainConfig", "RetrainOutcome", "evaluate_candidate", "retrain", "shadow_evaluate"]
+__all__ = ["RetrainConfig", "RetrainOutcome", "ShadowCheck", "ShadowNotReady", "check_pending_shadow",
+           "evaluate_candidate", "pending_shadow", "retrain", "shadow_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,14 @@ class RetrainConfig:
     timeout_s: float = 3600.0
     use_worker: bool = True
     shadow: bool = False
+    shadow_min_rows: int = 50
     reference_rows: int = 1000
     min_reference_rows: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.shadow_min_rows < 1:
+            raise ConfigError(f"retrain config 'shadow_min_rows': must be >= 1, got {self.shadow_min_rows}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -231,32 +237,94 @@ def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, c
         return RetrainOutcome(run_id, name, active.version, candidate.version, "rejected",
                               tuple(reasons), metrics)
     if cfg.shadow:
-        reasons.append("passed the guard; kept as candidate for shadow evaluation")
+        # What the shadow evaluation needs later: its window and this run's guard and reference sizes.
+        registry.set_metrics(name, candidate.version, {
+            **candidate.metrics, "evaluation": metrics,
+            "shadow": {"run_id": run_id, "min_rows": cfg.shadow_min_rows, "guard": asdict(cfg.guard),
+                       "reference_rows": cfg.reference_rows, "min_reference_rows": cfg.min_reference_rows}})
+        reasons.append(f"passed the guard; kept as candidate until {cfg.shadow_min_rows} labelled "
+                       "production rows logged after it can decide (shadow evaluation)")
         return RetrainOutcome(run_id, name, active.version, candidate.version, "shadow",
                               tuple(reasons), metrics)
-    registry.promote(name, candidate.version, reason=f"retrain {run_id}: " + "; ".join(reasons))
-    ref_name: str | None = None
-    try:
-        texts = _reference_texts(store, name, data, cfg)
-        ref_name, n = build_reference(store, cand_enc, model_name=name, model_version=candidate.version,
-                                      labels=labels, texts=texts, origin=f"retrain:{run_id}")
-        reasons.append(f"reference set {ref_name} built from {n} rows")
-    except (ShiftwatchError, ImportError) as exc:
-        log.warning("%s %s promoted but no reference set was built: %s", name, candidate.version, exc)
-        reasons.append(f"reference set not built: {exc}")
+    fallback = list(data.production_val.texts) + list(data.original_val.texts)
+    ref_name, note = _promote_with_reference(
+        store, registry, candidate, cand_enc, reason=f"retrain {run_id}: " + "; ".join(reasons),
+        origin=f"retrain:{run_id}", fallback_texts=fallback, n_recent=cfg.reference_rows,
+        n_min=cfg.min_reference_rows)
+    reasons.append(note)
     return RetrainOutcome(run_id, name, active.version, candidate.version, "promoted", tuple(reasons),
                           metrics, ref_name)
 
 
-def _reference_texts(store: Store, model_name: str, data: TrainingData, cfg: RetrainConfig) -> list[str]:
-    """Recent production texts (the new normal), topped up with validation texts when scarce."""
-    rows = store.execute("retrain_recent_texts", {"model_name": model_name, "n": cfg.reference_rows})
-    texts = [str(r[3]) for r in rows]
-    if len(texts) < cfg.min_reference_rows:
-        extra = list(data.production_val.texts) + list(data.original_val.texts)
-        texts += extra[: cfg.min_reference_rows - len(texts)]
-    return texts
+def _promote_with_reference(store: Store, registry: Registry, candidate: ModelVersion, encoder: Any, *,
+                            reason: str, origin: str, fallback_texts: list[str], n_recent: int,
+                            n_min: int) -> tuple[str | None, str]:
+    """Promote ``candidate``, then build its drift reference set: (reference name or None, a reason line).
 
+    The reference is the candidate's predictions on the newest ``n_recent``
+    production texts (the new normal), topped up from ``fallback_texts`` to
+    ``n_min`` rows. A failure to build it is logged and reported, not raised:
+    the promotion has happened and the drift job falls back to its default.
+    """
+    name, version = candidate.model_name, candidate.version
+    registry.promote(name, version, reason=reason)
+    rows = store.execute("retrain_recent_texts", {"model_name": name, "n": n_recent})
+    texts = [str(r[3]) for r in rows]
+    if len(texts) < n_min:
+        texts += fallback_texts[: n_min - len(texts)]
+    try:
+        ref_name, n = build_reference(store, encoder, model_name=name, model_version=version,
+                                      labels=list(candidate.preprocessing.labels), texts=texts, origin=origin)
+    except (ShiftwatchError, ImportError) as exc:
+        log.warning("%s %s promoted but no reference set was built: %s", name, version, exc)
+        return None, f"reference set not built: {exc}"
+    return ref_name, f"reference set {ref_name} built from {n} rows"
+
+
+
+class ShadowNotReady(RetrainError):
+    """A shadow candidate has not seen enough labelled traffic yet (try again later)."""
+
+
+def pending_shadow(store: Store) -> list[tuple[str, str]]:
+    """(model, version) of every candidate a retrain kept for shadow evaluation and nobody decided yet."""
+    return [(str(r["model_name"]), str(r["candidate_version"]))
+            for r in store.fetch_dicts("retrain_shadow_pending")]
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowCheck:
+    """One pending shadow candidate looked at: decided (``outcome``) or still ``waiting`` (why)."""
+
+    model_name: str
+    version: str
+    outcome: RetrainOutcome | None = None
+    waiting: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"model_name": self.model_name, "version": self.version,
+                "decision": self.outcome.decision if self.outcome else "waiting",
+                "outcome": self.outcome.to_dict() if self.outcome else None, "waiting": self.waiting}
+
+
+def check_pending_shadow(store: Store, settings: Settings, model_name: str | None = None, *,
+                         min_rows: int | None = None, device: str | None = None) -> list[ShadowCheck]:
+    """Decide every pending shadow candidate (of ``model_name``) that has seen enough traffic.
+
+    Candidates still short of their window come back as ``waiting``; other
+    errors propagate (the scheduler records them as a failed job).
+    """
+    checks: list[ShadowCheck] = []
+    for name, version in pending_shadow(store):
+        if model_name is not None and name != model_name:
+            continue
+        try:
+            checks.append(ShadowCheck(name, version, outcome=shadow_evaluate(
+                store, settings, name, version, min_rows=min_rows, device=device)))
+        except ShadowNotReady as exc:
+            checks.append(ShadowCheck(name, version, waiting=str(exc)))
+    return checks
 
 
 def shadow_evaluate(
@@ -266,7 +334,7 @@ def shadow_evaluate(
     version: str,
     *,
     guard: Guard | None = None,
-    min_rows: int = 50,
+    min_rows: int | None = None,
     device: str | None = None,
 ) -> RetrainOutcome:
     """Finish a shadow evaluation: score a ``candidate`` on live traffic logged since it was created.
@@ -274,38 +342,67 @@ def shadow_evaluate(
     Both the candidate and the active version score the labelled production
     rows (with text) that arrived after the candidate was registered — traffic
     the candidate never trained on. Promote when the production macro-F1
-    gain passes ``guard.min_improvement`` and the original-domain check done
-    at training time still holds; otherwise reject. Fewer than ``min_rows``
-    such rows raise :class:`RetrainError` (wait for more traffic).
+    gain passes the guard's δ and the original-domain check done at training
+    time still holds; otherwise reject. ``guard`` and ``min_rows`` default to
+    what the retrain that kept the candidate was configured with (else
+    :class:`Guard()` and 50). Fewer than ``min_rows`` such rows raise
+    :class:`ShadowNotReady` and record nothing. A decision is recorded in
+    ``retrain_runs``; a promotion builds the new version's reference set.
     """
-    guard = guard or Guard()
     registry = Registry(store, settings.registry_dir)
     cand = registry.get(model_name, version)
     active = registry.active(model_name)
     if cand.status != "candidate" or active is None:
         raise RegistryError(f"{model_name} {version} is not a candidate beside an active version")
+    kept = cand.metrics.get("shadow") or {}
+    guard = guard or Guard(**kept.get("guard", {}))
+    min_rows = int(min_rows if min_rows is not None else kept.get("min_rows", 50))
     labels = list(active.preprocessing.labels)
-    rows = [r for r in store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name})
-            if cand.created_at is None or r["ts"] >= cand.created_at]
-    rows = [r for r in rows if r["label"] in set(labels)]
+    rows = [r for r in store.fetch_dicts("retrain_labelled_rows_since",
+                                         {"model_name": model_name, "since": cand.created_at})
+            if r["label"] in set(labels)]
     if len(rows) < min_rows:
-        raise RetrainError(f"shadow evaluation of {model_name} {version} needs {min_rows} labelled rows "
-                           f"logged since {cand.created_at}, found {len(rows)}")
+        raise ShadowNotReady(f"shadow evaluation of {model_name} {version} needs {min_rows} labelled rows "
+                             f"logged since {cand.created_at}, found {len(rows)}")
+    run_id = uuid.uuid4().hex
+    store.execute("retrain_insert_run", {
+        "run_id": run_id, "model_name": model_name, "parent_version": active.version,
+        "reason": f"shadow evaluation of {version}",
+        "config": json.dumps({"guard": asdict(guard), "min_rows": min_rows})})
+    base = RetrainOutcome(run_id, model_name, active.version, version, "failed", ())
+    try:
+        outcome = _shadow_decide(store, registry, active, cand, rows, guard=guard, run_id=run_id,
+                                 device=device, kept=kept)
+    except Exception as exc:
+        _finish(store, replace(base, reasons=(str(exc),)), error=repr(exc))
+        raise
+    _finish(store, outcome)
+    return outcome
+
+
+def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand: ModelVersion,
+                   rows: list[dict[str, Any]], *, guard: Guard, run_id: str, device: str | None,
+                   kept: Mapping[str, Any]) -> RetrainOutcome:
+    name, labels = active.model_name, list(active.preprocessing.labels)
     live = Examples([r["text"] for r in rows], [r["label"] for r in rows])
     dev = resolve_device(device)
-    cand_f1 = score(registry.load_encoder(cand, device=dev), live, labels).macro_f1
+    cand_enc = registry.load_encoder(cand, device=dev)
+    cand_f1 = score(cand_enc, live, labels).macro_f1
     act_f1 = score(registry.load_encoder(active, device=dev), live, labels).macro_f1
     ev = cand.metrics.get("evaluation") or {}
     original = {"candidate": float((ev.get("candidate") or {}).get("original", 0.0)),
                 "active": float((ev.get("active") or {}).get("original", 0.0))}
     decision = decide({"production": cand_f1, "original": original["candidate"]},
                       {"production": act_f1, "original": original["active"]}, guard)
-    run_id = uuid.uuid4().hex
     metrics = {**decision.metrics, "n_live": len(live)}
-    reasons = tuple("shadow: " + r for r in decision.reasons)
-    if decision.promote:
-        registry.promote(model_name, version, reason="shadow evaluation passed")
-    else:
-        registry.set_status(model_name, version, "rejected", reason="; ".join(decision.reasons))
-    status = "promoted" if decision.promote else "rejected"
-    return RetrainOutcome(run_id, model_name, active.version, version, status, reasons, metrics)
+    reasons = ["shadow: " + r for r in decision.reasons]
+    if not decision.promote:
+        registry.set_status(name, cand.version, "rejected", reason="; ".join(decision.reasons))
+        return RetrainOutcome(run_id, name, active.version, cand.version, "rejected", tuple(reasons), metrics)
+    ref_name, note = _promote_with_reference(
+        store, registry, cand, cand_enc, reason=f"shadow evaluation {run_id} passed: " + "; ".join(reasons),
+        origin=f"shadow:{run_id}", fallback_texts=list(live.texts),
+        n_recent=int(kept.get("reference_rows", 1000)), n_min=int(kept.get("min_reference_rows", 200)))
+    reasons.append(note)
+    return RetrainOutcome(run_id, name, active.version, cand.version, "promoted", tuple(reasons), metrics,
+                          ref_name)

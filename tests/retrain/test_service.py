@@ -21,9 +21,10 @@ from tests.conftest import make_tiny_bert
 from tests.retrain.helpers import sentences
 
 
-def _setup(tmp_path: Path, n_labelled: int = 160) -> tuple[Store, Settings, Registry]:
+def _setup(tmp_path: Path, n_labelled: int = 160, *,
+           on_disk: bool = False) -> tuple[Store, Settings, Registry]:
     settings = load_settings(db_path=tmp_path / "db.duckdb", registry_dir=tmp_path / "reg")
-    store = Store(":memory:")
+    store = Store(settings.db_path if on_disk else ":memory:")
     reg = Registry(store, settings.registry_dir)
     orig = sentences(300, seed=1)
     train_file = tmp_path / "train.jsonl"
@@ -131,27 +132,102 @@ def test_cli_register_promote_rollback(tmp_path: Path) -> None:
     assert read_active_pointer(tmp_path / "reg", "m") == "v1"
 
 
-def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -> None:
-    from monitor.retrain.service import shadow_evaluate
-
-    store, settings, reg = _setup(tmp_path)
+def _shadow_candidate(tmp_path: Path, *, min_rows: int = 50,
+                      on_disk: bool = False) -> tuple[Store, Settings, Registry]:
+    """v1 active, v2 a retrained candidate kept for shadow evaluation under a guard that passes anything."""
+    store, settings, reg = _setup(tmp_path, on_disk=on_disk)
     lenient = Guard(min_improvement=-1.0, max_forgetting=1.0)
     out = retrain(store, settings, "m", reason="drift", config=RetrainConfig(
         train=TrainConfig(strategy="head", max_steps=6, progress=False), use_worker=False,
-        min_labelled=100, shadow=True, guard=lenient))
+        min_labelled=100, shadow=True, shadow_min_rows=min_rows, guard=lenient))
     assert out.decision == "shadow"
     assert reg.get("m", "v2").status == "candidate" and reg.active("m").version == "v1"  # type: ignore[union-attr]
-    with pytest.raises(RetrainError, match="needs 50 labelled rows"):
-        shadow_evaluate(store, settings, "m", "v2", guard=lenient)
-    live = sentences(60, seed=9, domain="food")
-    now = datetime.now(UTC)
+    return store, settings, reg
+
+
+def _log_live_traffic(store: Store, n: int, *, after: datetime) -> None:
+    live = sentences(n, seed=9, domain="food")
     store.insert_predictions([
-        {"event_id": f"live{i}", "ts": now + timedelta(seconds=i), "model_name": "m", "model_version": "v1",
-         "predicted_label": "neg", "confidence": 0.5, "text": t} for i, t in enumerate(live.texts)])
+        {"event_id": f"live{i}", "ts": after + timedelta(seconds=i + 1), "model_name": "m",
+         "model_version": "v1", "predicted_label": "neg", "confidence": 0.5, "text": t}
+        for i, t in enumerate(live.texts)])
     store.insert_labels([{"event_id": f"live{i}", "label": y} for i, y in enumerate(live.labels)])
-    done = shadow_evaluate(store, settings, "m", "v2", guard=lenient)
+
+
+def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -> None:
+    from monitor.drift.references import list_references
+    from monitor.retrain.service import ShadowNotReady, check_pending_shadow, pending_shadow, shadow_evaluate
+
+    store, settings, reg = _shadow_candidate(tmp_path)
+    assert pending_shadow(store) == [("m", "v2")]
+    runs_before = len(store.fetch_dicts("retrain_runs", {"model_name": "m"}))
+    # The 160 labelled rows it was trained on were logged before it existed: they do not count.
+    with pytest.raises(ShadowNotReady, match="needs 50 labelled rows"):
+        shadow_evaluate(store, settings, "m", "v2")
+    [waiting] = check_pending_shadow(store, settings)
+    assert waiting.outcome is None and "found 0" in (waiting.waiting or "")
+    # Waiting records nothing.
+    assert len(store.fetch_dicts("retrain_runs", {"model_name": "m"})) == runs_before
+
+    _log_live_traffic(store, 60, after=reg.get("m", "v2").created_at)  # type: ignore[arg-type]
+    done = shadow_evaluate(store, settings, "m", "v2")  # the retrain's lenient guard is the one applied
     assert done.decision == "promoted" and done.metrics["n_live"] == 60
-    assert read_active_pointer(reg.root, "m") == "v2"
+    assert done.metrics["min_improvement"] == -1.0
+    assert read_active_pointer(reg.root, "m") == "v2" and reg.active("m").version == "v2"  # type: ignore[union-attr]
+    assert done.reference_name is not None
+    refs = [r["name"] for r in list_references(store, "m") if r["model_version"] == "v2"]
+    assert refs == [done.reference_name]
+    runs = store.fetch_dicts("retrain_runs", {"model_name": "m"})
+    assert len(runs) == runs_before + 1
+    assert (runs[0]["status"], runs[0]["reason"]) == ("promoted", "shadow evaluation of v2")
+    assert pending_shadow(store) == []
+
+
+def test_scheduler_rejects_a_shadow_candidate_that_is_not_better_on_live_traffic(tmp_path: Path) -> None:
+    from monitor.scheduler import Scheduler
+
+    store, settings, reg = _shadow_candidate(tmp_path, min_rows=30)
+    cand = reg.get("m", "v2")
+    strict = {**cand.metrics["shadow"], "guard": {"min_improvement": 1.0, "max_forgetting": 0.0}}
+    reg.set_metrics("m", "v2", {**cand.metrics, "shadow": strict})
+    sched = Scheduler(settings, store)
+    assert sched.shadow_pending()
+    [waiting] = sched.evaluate_shadow()
+    assert waiting["decision"] == "waiting" and "needs 30" in waiting["waiting"]
+
+    _log_live_traffic(store, 40, after=cand.created_at)  # type: ignore[arg-type]
+    [decided] = sched.evaluate_shadow()
+    assert decided["decision"] == "rejected"
+    assert any("not enough" in r for r in decided["outcome"]["reasons"])
+    assert reg.get("m", "v2").status == "rejected" and reg.active("m").version == "v1"  # type: ignore[union-attr]
+    assert read_active_pointer(reg.root, "m") == "v1"
+    assert not sched.shadow_pending()
+
+
+def test_cli_models_shadow_waits_then_decides(tmp_path: Path) -> None:
+    from monitor.cli import _register_all, app
+
+    _register_all()
+    store, settings, reg = _shadow_candidate(tmp_path, on_disk=True)
+    created = reg.get("m", "v2").created_at
+    store.close()
+    runner = CliRunner()
+    common = ["--db", str(settings.db_path), "--registry-dir", str(settings.registry_dir)]
+    res = runner.invoke(app, ["models", "shadow", *common])
+    assert res.exit_code == 0, res.output
+    assert "m v2: waiting" in res.output and "needs 50 labelled rows" in res.output
+    res = runner.invoke(app, ["models", "shadow", "v2", *common])
+    assert res.exit_code == 2 and "needs --model" in res.output
+
+    with Store(settings.db_path) as store:
+        _log_live_traffic(store, 60, after=created)  # type: ignore[arg-type]
+    res = runner.invoke(app, ["models", "shadow", "--model", "m", "--json", *common])
+    assert res.exit_code == 0, res.output
+    [check] = json.loads(res.stdout)
+    assert (check["version"], check["decision"]) == ("v2", "promoted")
+    assert read_active_pointer(settings.registry_dir, "m") == "v2"
+    res = runner.invoke(app, ["models", "shadow", *common])
+    assert res.exit_code == 0 and "no candidates waiting" in res.output
 
 
 def test_retrain_config_from_policy_mapping_builds_nested_configs() -> None:
@@ -166,6 +242,8 @@ def test_retrain_config_from_policy_mapping_builds_nested_configs() -> None:
     assert cfg.train.progress is False
     assert cfg.guard == Guard(min_improvement=0.02)
     assert cfg.production_share == 0.5
+    with pytest.raises(ConfigError, match="shadow_min_rows"):
+        RetrainConfig.from_dict({"shadow_min_rows": 0})
     with pytest.raises(ConfigError, match=r"train.*max_stepz"):
         RetrainConfig.from_dict({"train": {"max_stepz": 3}})
     with pytest.raises(ConfigError, match="unknown field"):
