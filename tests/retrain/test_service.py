@@ -183,7 +183,7 @@ def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -
     assert pending_shadow(store) == []
 
 
-def test_scheduler_rejects_a_shadow_candidate_that_is_not_better_on_live_traffic(tmp_path: Path) -> None:
+def test_scheduler_cycle_rejects_a_shadow_candidate_not_better_on_live_traffic(tmp_path: Path) -> None:
     from monitor.scheduler import Scheduler
 
     store, settings, reg = _shadow_candidate(tmp_path, min_rows=30)
@@ -196,7 +196,10 @@ def test_scheduler_rejects_a_shadow_candidate_that_is_not_better_on_live_traffic
     assert waiting["decision"] == "waiting" and "needs 30" in waiting["waiting"]
 
     _log_live_traffic(store, 40, after=cand.created_at)  # type: ignore[arg-type]
-    [decided] = sched.evaluate_shadow()
+    cycle = sched.run_cycle(reports=False)  # the sidecar's periodic cycle runs the shadow job
+    [job] = [j for j in cycle.jobs if j.job == "shadow_evaluate"]
+    assert job.ok, job.error
+    [decided] = job.result
     assert decided["decision"] == "rejected"
     assert any("not enough" in r for r in decided["outcome"]["reasons"])
     assert reg.get("m", "v2").status == "rejected" and reg.active("m").version == "v1"  # type: ignore[union-attr]
