@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         v1_wall_s, v1_epoch_s, v1_steps_done = time.perf_counter() - t0, v1.seconds_per_epoch, v1.steps
     v1_yelp = _score(str(v1_dir), y_test.texts, y_test.labels, labels, max_length)
     v1_amazon = _score(str(v1_dir), a_test.texts, a_test.labels, labels, max_length)
-    print(f"v1: {v1_steps_done} steps in {v1_wall_s:.0f} s ({v1_epoch_s:.1f} s/epoch); "
-          f"Yelp F1 {100 * v1_yelp:.1f}, Amazon F1 {100 * v1_amazon:.1f}", flush=True)
+    trained = "reused" if args.v1_dir is not None else (
+        f"{v1_steps_done} steps in {v1_wall_s:.0f} s ({v1_epoch_s:.1f} s/epoch)")
+    print(f"v1: {trained}; Yelp F1 {100 * v1_yelp:.1f}, Amazon F1 {100 * v1_amazon:.1f}", flush=True)
 
     print(f"retrain data: {data.summary()}", flush=True)
     results: dict[str, dict[str, list[float]]] = {}
