@@ -116,6 +116,14 @@ def _ceiling(v1_dir: Path, y_lab: Any, y_test: Any, a_test: Any, *, labels: list
             "n_yelp_train": float(n_train)}
 
 
+def _guard_scores(model_dir: str, data: Any, labels: list[str], max_length: int) -> dict[str, float]:
+    """Macro-F1 on the two sets ``retrain()``'s promotion guard compares: production slice, original val."""
+    return {"production": _score(model_dir, data.production_val.texts, data.production_val.labels, labels,
+                                 max_length),
+            "original": _score(model_dir, data.original_val.texts, data.original_val.labels, labels,
+                               max_length)}
+
+
 def _mean_std(xs: list[float]) -> str:
     sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
     return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
@@ -202,11 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"v1: {trained}; Yelp F1 {100 * v1_yelp:.1f}, Amazon F1 {100 * v1_amazon:.1f}", flush=True)
 
     print(f"retrain data: {data.summary()}", flush=True)
+    from monitor.retrain.evaluate import Guard, decide
+
+    guard = Guard()
+    v1_guard = _guard_scores(str(v1_dir), data, labels, max_length)
+    print(f"v1 on the guard's sets: production slice F1 {100 * v1_guard['production']:.1f}, "
+          f"original val F1 {100 * v1_guard['original']:.1f}", flush=True)
     results: dict[str, dict[str, list[float]]] = {}
     plans: dict[str, list[int]] = {}
     evals: dict[str, list[list[tuple[int, float, float]]]] = {}
     for strategy in [s.strip() for s in args.strategies.split(",") if s.strip()]:
-        r: dict[str, list[float]] = {"yelp": [], "amazon": [], "wall": [], "epoch_s": [], "val": []}
+        r: dict[str, list[float]] = {"yelp": [], "amazon": [], "wall": [], "epoch_s": [], "val": [],
+                                     "promoted": []}
         for seed in range(seeds):
             out = work / f"{strategy}-{seed}"
             cfg = TrainConfig(strategy=strategy, phases=args.phases,  # type: ignore[arg-type]
@@ -227,11 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             r["wall"].append(wall)
             r["epoch_s"].append(res.seconds_per_epoch)
             r["val"].append(res.best_val_macro_f1)
+            # What retrain() would do with this candidate: the promotion guard against v1.
+            verdict = decide(_guard_scores(str(out), data, labels, max_length), v1_guard, guard)
+            r["promoted"].append(float(verdict.promote))
             plans[strategy] = list(res.planned_steps)
             print(f"  {strategy:8} seed {seed}: Yelp {100 * r['yelp'][-1]:.1f} Amazon "
                   f"{100 * r['amazon'][-1]:.1f} steps {res.steps} best step {res.best_step} "
                   f"(val F1 {100 * res.best_val_macro_f1:.1f}; plan {list(res.planned_steps)}, "
-                  f"units of the last phase: {len(res.phases[-1].units)}) wall {wall:.0f} s", flush=True)
+                  f"units of the last phase: {len(res.phases[-1].units)}) guard: "
+                  f"{'promote' if verdict.promote else 'reject'} ({'; '.join(verdict.reasons)}) "
+                  f"wall {wall:.0f} s", flush=True)
         results[strategy] = r
 
     ceiling: dict[str, float] | None = None
@@ -243,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"| model | Yelp macro-F1 (held-out, n={len(y_test)}) | Δ vs v1 | "
           f"Amazon macro-F1 (held-out, n={len(a_test)}) | forgetting vs v1 | wall s/run | "
-          f"s/epoch ({device}) | wall vs full |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"s/epoch ({device}) | wall vs full | guard (δ {guard.min_improvement}, ε {guard.max_forgetting}) "
+          "promotes |")
+    print("|---|---|---|---|---|---|---|---|---|")
     v1_label = "reused" if args.v1_dir is not None else f"{v1_steps_done} steps"
     print(f"| v1 (Amazon fine-tune, {v1_label}) | {100 * v1_yelp:.1f} | — | {100 * v1_amazon:.1f} "
-          f"| — | {v1_wall_s:.0f} | {v1_epoch_s:.1f} | — |")
+          f"| — | {v1_wall_s:.0f} | {v1_epoch_s:.1f} | — | — |")
     for strategy, r in results.items():
         gain = [y - v1_yelp for y in r["yelp"]]
         drop = [v1_amazon - a for a in r["amazon"]]
@@ -255,20 +276,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {strategy} ({steps} steps{split} × {seeds} seeds) | {_mean_std(r['yelp'])} | "
               f"{100 * statistics.mean(gain):+.1f} | {_mean_std(r['amazon'])} | "
               f"{100 * statistics.mean(drop):+.1f} | {statistics.mean(r['wall']):.0f} | "
-              f"{statistics.mean(r['epoch_s']):.1f} | {statistics.mean(r['wall']) / full_wall:.2f}× |")
+              f"{statistics.mean(r['epoch_s']):.1f} | {statistics.mean(r['wall']) / full_wall:.2f}× | "
+              f"{sum(r['promoted']):.0f}/{len(r['promoted'])} |")
     if ceiling is not None:
         print(f"| in-domain reference (v1 + full, "
               f"{ceiling['n_yelp_train']:.0f} Yelp rows, cross-fitted ×2) | "
               f"{100 * ceiling['yelp']:.1f} | {100 * (ceiling['yelp'] - v1_yelp):+.1f} | "
               f"{100 * ceiling['amazon']:.1f} | {100 * (v1_amazon - ceiling['amazon']):+.1f} | "
-              f"{ceiling['wall']:.0f} | — | — |")
+              f"{ceiling['wall']:.0f} | — | — | — |")
     if args.json:
-        args.json.write_text(json.dumps({"v1": {"yelp": v1_yelp, "amazon": v1_amazon, "wall": v1_wall_s},
-                                         "ceiling": ceiling,
-                                         "results": results, "plans": plans, "evals": evals, "args": {
-                                             k: str(v) for k, v in vars(args).items()},
-                                         "steps": steps, "seeds": seeds,
-                                         "device": device}, indent=2), encoding="utf-8")
+        payload = {"v1": {"yelp": v1_yelp, "amazon": v1_amazon, "wall": v1_wall_s}, "v1_guard": v1_guard,
+                   "ceiling": ceiling, "results": results, "plans": plans, "evals": evals,
+                   "args": {k: str(v) for k, v in vars(args).items()}, "steps": steps, "seeds": seeds,
+                   "device": device}
+        args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0
 
 
