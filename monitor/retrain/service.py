@@ -230,18 +230,19 @@ def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, c
         **decision.metrics, "data": data.summary(), "train": train_summary or {},
         "candidate_scores": {k: v.to_dict() for k, v in cand_scores.items()},
         "active_scores": {k: v.to_dict() for k, v in act_scores.items()}}
-    registry.set_metrics(name, candidate.version, {**candidate.metrics, "evaluation": metrics})
+    stored: dict[str, Any] = {**candidate.metrics, "evaluation": metrics}
+    if cfg.shadow and decision.promote:
+        # What the shadow evaluation needs later: its window and this run's guard and reference sizes.
+        stored["shadow"] = {"run_id": run_id, "min_rows": cfg.shadow_min_rows, "guard": asdict(cfg.guard),
+                            "reference_rows": cfg.reference_rows,
+                            "min_reference_rows": cfg.min_reference_rows}
+    registry.set_metrics(name, candidate.version, stored)
     reasons = list(decision.reasons)
     if not decision.promote:
         registry.set_status(name, candidate.version, "rejected", reason="; ".join(reasons))
         return RetrainOutcome(run_id, name, active.version, candidate.version, "rejected",
                               tuple(reasons), metrics)
     if cfg.shadow:
-        # What the shadow evaluation needs later: its window and this run's guard and reference sizes.
-        registry.set_metrics(name, candidate.version, {
-            **candidate.metrics, "evaluation": metrics,
-            "shadow": {"run_id": run_id, "min_rows": cfg.shadow_min_rows, "guard": asdict(cfg.guard),
-                       "reference_rows": cfg.reference_rows, "min_reference_rows": cfg.min_reference_rows}})
         reasons.append(f"passed the guard; kept as candidate until {cfg.shadow_min_rows} labelled "
                        "production rows logged after it can decide (shadow evaluation)")
         return RetrainOutcome(run_id, name, active.version, candidate.version, "shadow",
@@ -279,7 +280,6 @@ def _promote_with_reference(store: Store, registry: Registry, candidate: ModelVe
         log.warning("%s %s promoted but no reference set was built: %s", name, version, exc)
         return None, f"reference set not built: {exc}"
     return ref_name, f"reference set {ref_name} built from {n} rows"
-
 
 
 class ShadowNotReady(RetrainError):
@@ -358,7 +358,7 @@ def shadow_evaluate(
     guard = guard or Guard(**kept.get("guard", {}))
     min_rows = int(min_rows if min_rows is not None else kept.get("min_rows", 50))
     labels = list(active.preprocessing.labels)
-    rows = [r for r in store.fetch_dicts("retrain_labelled_rows_since",
+    rows = [r for r in store.fetch_dicts("retrain_labelled_rows",
                                          {"model_name": model_name, "since": cand.created_at})
             if r["label"] in set(labels)]
     if len(rows) < min_rows:

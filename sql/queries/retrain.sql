@@ -12,7 +12,8 @@ FROM training_logs WHERE train_run_id = $train_run_id ORDER BY step, phase;
 
 -- name: retrain_labelled_rows
 -- Labelled production rows with text of a model: delayed labels first, then review-queue labels,
--- then labels logged with the prediction; oldest first.
+-- then labels logged with the prediction; oldest first. Only rows logged at or after $since when
+-- it is set (a shadow candidate's window); all rows when it is NULL.
 SELECT p.event_id, p.ts, p.model_version, p.text,
        coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) AS label
 FROM predictions p
@@ -20,6 +21,7 @@ LEFT JOIN labels l USING (event_id)
 LEFT JOIN review_queue r ON r.event_id = p.event_id
 WHERE p.model_name = $model_name
   AND p.text IS NOT NULL
+  AND ($since IS NULL OR p.ts >= $since)
   AND coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) IS NOT NULL
 ORDER BY p.ts, p.event_id;
 
@@ -47,22 +49,9 @@ SELECT run_id, model_name, parent_version, candidate_version, status, reason, re
 FROM retrain_runs WHERE $model_name IS NULL OR model_name = $model_name
 ORDER BY started_at DESC;
 
--- name: retrain_labelled_rows_since
--- Like retrain_labelled_rows, restricted to predictions logged at or after $since (all when NULL).
-SELECT p.event_id, p.ts, p.model_version, p.text,
-       coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) AS label
-FROM predictions p
-LEFT JOIN labels l USING (event_id)
-LEFT JOIN review_queue r ON r.event_id = p.event_id
-WHERE p.model_name = $model_name
-  AND p.text IS NOT NULL
-  AND ($since IS NULL OR p.ts >= $since)
-  AND coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) IS NOT NULL
-ORDER BY p.ts, p.event_id;
-
 -- name: retrain_shadow_pending
 -- Candidates a retrain kept for shadow evaluation that are still candidates, oldest run first.
-SELECT r.model_name, r.candidate_version, r.run_id
+SELECT r.model_name, r.candidate_version
 FROM retrain_runs r
 JOIN model_versions v ON v.model_name = r.model_name AND v.version = r.candidate_version
 WHERE r.status = 'shadow' AND v.status = 'candidate'
