@@ -45,27 +45,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _predict(model_dir: str, texts: list[str], max_length: int) -> np.ndarray:
-    """Predicted class indices of a saved classifier (CPU, batch 128)."""
+def _encoder(model_dir: str, max_length: int) -> Any:
+    """A saved classifier, loaded once for all the sets it scores (CPU, batch 128)."""
     from collectors.encoding import TextEncoder
 
-    enc = TextEncoder.from_pretrained(model_dir, classifier=True, max_length=max_length, device="cpu",
-                                      batch_size=128)
-    probs = enc.encode(texts).probs
-    assert probs is not None
-    return np.asarray(probs.argmax(1))
+    return TextEncoder.from_pretrained(model_dir, classifier=True, max_length=max_length, device="cpu",
+                                       batch_size=128)
 
 
-def _f1(labels: list[str], pred: np.ndarray, label_order: list[str]) -> float:
-    from monitor.retrain.metrics import macro_f1
+def _scores(model_dir: str, sets: dict[str, Any], labels: list[str], max_length: int) -> dict[str, float]:
+    """Macro-F1 of one saved classifier on each named set, scored as ``retrain()`` scores candidates."""
+    from monitor.retrain.evaluate import score
 
-    index = {lab: i for i, lab in enumerate(label_order)}
-    return macro_f1(np.array([index[x] for x in labels]), pred, len(label_order))
-
-
-def _score(model_dir: str, texts: list[str], labels: list[str], label_order: list[str],
-           max_length: int) -> float:
-    return _f1(labels, _predict(model_dir, texts, max_length), label_order)
+    enc = _encoder(model_dir, max_length)
+    return {name: score(enc, examples, labels).macro_f1 for name, examples in sets.items()}
 
 
 def _default_budget(n_train: int, batch_size: int) -> int:
@@ -89,6 +82,8 @@ def _ceiling(v1_dir: Path, y_lab: Any, y_test: Any, a_test: Any, *, labels: list
     two models' held-out Amazon scores.
     """
     from monitor.retrain.data import stratified_split
+    from monitor.retrain.evaluate import score
+    from monitor.retrain.metrics import macro_f1
     from monitor.retrain.trainer import Examples, TrainConfig, train
 
     half_a, half_b = stratified_split(y_test, 0.5, seed=2)
@@ -106,22 +101,18 @@ def _ceiling(v1_dir: Path, y_lab: Any, y_test: Any, a_test: Any, *, labels: list
                                  patience=3, max_length=max_length, selection_alpha=alpha, seed=fold,
                                  progress=False))
         walls.append(time.perf_counter() - t)
+        enc = _encoder(str(out), max_length)
+        probs = enc.encode(scored.texts).probs
+        assert probs is not None
         pooled_labels += scored.labels
-        pooled_pred.append(_predict(str(out), scored.texts, max_length))
-        amazon.append(_score(str(out), a_test.texts, a_test.labels, labels, max_length))
+        pooled_pred.append(probs.argmax(1))
+        amazon.append(score(enc, a_test, labels).macro_f1)
         print(f"  ceiling fold {fold}: trained on {len(tr)} Yelp rows, Amazon {100 * amazon[-1]:.1f}, "
               f"wall {walls[-1]:.0f} s", flush=True)
-    yelp = _f1(pooled_labels, np.concatenate(pooled_pred), labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    yelp = macro_f1(np.array([index[x] for x in pooled_labels]), np.concatenate(pooled_pred), len(labels))
     return {"yelp": yelp, "amazon": statistics.mean(amazon), "wall": statistics.mean(walls),
             "n_yelp_train": float(n_train)}
-
-
-def _guard_scores(model_dir: str, data: Any, labels: list[str], max_length: int) -> dict[str, float]:
-    """Macro-F1 on the two sets ``retrain()``'s promotion guard compares: production slice, original val."""
-    return {"production": _score(model_dir, data.production_val.texts, data.production_val.labels, labels,
-                                 max_length),
-            "original": _score(model_dir, data.original_val.texts, data.original_val.labels, labels,
-                               max_length)}
 
 
 def _mean_std(xs: list[float]) -> str:
@@ -203,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                    config=TrainConfig(strategy="full", max_steps=v1_steps, lr=args.lr, batch_size=16,
                                       eval_every=50, max_length=max_length, seed=0, progress=False))
         v1_wall_s, v1_epoch_s, v1_steps_done = time.perf_counter() - t0, v1.seconds_per_epoch, v1.steps
-    v1_yelp = _score(str(v1_dir), y_test.texts, y_test.labels, labels, max_length)
-    v1_amazon = _score(str(v1_dir), a_test.texts, a_test.labels, labels, max_length)
+    # Held-out test sets, and the two sets retrain()'s promotion guard compares on.
+    sets = {"yelp": y_test, "amazon": a_test, "production": data.production_val,
+            "original": data.original_val}
+    v1_scores = _scores(str(v1_dir), sets, labels, max_length)
+    v1_yelp, v1_amazon = v1_scores["yelp"], v1_scores["amazon"]
+    v1_guard = {k: v1_scores[k] for k in ("production", "original")}
     trained = "reused" if args.v1_dir is not None else (
         f"{v1_steps_done} steps in {v1_wall_s:.0f} s ({v1_epoch_s:.1f} s/epoch)")
     print(f"v1: {trained}; Yelp F1 {100 * v1_yelp:.1f}, Amazon F1 {100 * v1_amazon:.1f}", flush=True)
@@ -213,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     from monitor.retrain.evaluate import Guard, decide
 
     guard = Guard()
-    v1_guard = _guard_scores(str(v1_dir), data, labels, max_length)
     print(f"v1 on the guard's sets: production slice F1 {100 * v1_guard['production']:.1f}, "
           f"original val F1 {100 * v1_guard['original']:.1f}", flush=True)
     results: dict[str, dict[str, list[float]]] = {}
@@ -237,13 +231,14 @@ def main(argv: list[str] | None = None) -> int:
                 [(x["step"], x["val_macro_f1"], x["val_loss"]) for x in rows
                  if x["val_macro_f1"] is not None])
             wall = time.perf_counter() - t
-            r["yelp"].append(_score(str(out), y_test.texts, y_test.labels, labels, max_length))
-            r["amazon"].append(_score(str(out), a_test.texts, a_test.labels, labels, max_length))
+            got = _scores(str(out), sets, labels, max_length)
+            r["yelp"].append(got["yelp"])
+            r["amazon"].append(got["amazon"])
             r["wall"].append(wall)
             r["epoch_s"].append(res.seconds_per_epoch)
             r["val"].append(res.best_val_macro_f1)
             # What retrain() would do with this candidate: the promotion guard against v1.
-            verdict = decide(_guard_scores(str(out), data, labels, max_length), v1_guard, guard)
+            verdict = decide({k: got[k] for k in ("production", "original")}, v1_guard, guard)
             r["promoted"].append(float(verdict.promote))
             plans[strategy] = list(res.planned_steps)
             print(f"  {strategy:8} seed {seed}: Yelp {100 * r['yelp'][-1]:.1f} Amazon "
