@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint typecheck unit demo bench browser clean
+.PHONY: install test test-fast lint typecheck unit docs demo bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: install
-	$(VENV)/bin/ruff check monitor collectors reports tests benchmarks examples
+	$(VENV)/bin/ruff check monitor collectors reports tests benchmarks examples docs
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -35,7 +35,21 @@ typecheck: install
 unit: install browser
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+test: lint typecheck unit docs
+
+# Day-to-day tier: unit and contract tests only (no MiniLM, no browser, no subprocess servers).
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
+
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# The documentation site (mkdocs-material), built offline into site/.
+docs: $(DOCS_STAMP)
+	$(PY) docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --quiet
 
 demo: install
 	$(VENV)/bin/shiftwatch demo --out demo-out
@@ -49,4 +63,4 @@ bench: install
 	$(PY) benchmarks/bench_retrain.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out site
