@@ -70,3 +70,19 @@ def test_fresh_light_venv_logs_to_a_running_sidecar(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
     with Store(db) as store:
         assert store.count_predictions() == 25
+
+
+def test_public_api_names_resolve_lazily() -> None:
+    import monitor
+
+    assert _heavy_after("import monitor") == []
+    for name in monitor.__all__:
+        assert getattr(monitor, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = monitor.no_such_name  # type: ignore[attr-defined]
+
+
+def test_public_api_lists_exactly_the_lazy_names() -> None:
+    import monitor
+
+    assert sorted(monitor.__all__) == sorted(["__version__", *monitor._EXPORTS])
