@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-fast lint typecheck unit docs demo bench browser clean
+.PHONY: install test test-fast lint typecheck unit docs demo bench bench-quick browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,13 +54,12 @@ docs: $(DOCS_STAMP)
 demo: install
 	$(VENV)/bin/shiftwatch demo --out demo-out
 
+# Runs every benchmarks/bench_*.py and regenerates docs/benchmarks.md (machine, load, date).
 bench: install
-	$(PY) benchmarks/bench_ingest.py
-	$(PY) benchmarks/bench_drift.py
-	$(PY) benchmarks/bench_report.py
-	$(PY) benchmarks/bench_server.py
-	$(PY) benchmarks/bench_ops.py
-	$(PY) benchmarks/bench_retrain.py
+	$(PY) benchmarks/run_all.py
+
+bench-quick: install
+	$(PY) benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out site
