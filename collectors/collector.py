@@ -59,7 +59,7 @@ class CollectorStats:
     dropped: int  # refused by log() (queue full, closed) or lost after max_retries
     sent: int  # delivered to the sink (or spooled by it)
     rejected: int  # refused by the sink as invalid
-    sink_failures: int  # failed delivery attempts
+    sink_failures: int  # failed delivery attempts (the collector's retries and the sink's own)
     spooled: int  # waiting in the sink's disk spool now
     spool_dropped: int  # deleted from the sink's spool to bound its size
     errors_logged: int
@@ -227,13 +227,14 @@ class Collector:
         try:
             spooled, spool_dropped = self.sink.spooled, self.sink.spool_dropped
             sink_rejected, auth = int(self.sink.rejected), int(self.sink.auth_failures)
+            sink_failed = int(self.sink.delivery_failures)
         except Exception:  # a broken sink must not break stats()
-            spooled, spool_dropped, sink_rejected, auth = 0, 0, 0, 0
+            spooled, spool_dropped, sink_rejected, auth, sink_failed = 0, 0, 0, 0, 0
         return CollectorStats(
             collector_id=self.collector_id, queue_depth=len(self._queue), queue_capacity=self.max_queue,
             logged=self._logged, dropped=self._dropped, sent=self._sent,
             rejected=self._rejected + sink_rejected,
-            sink_failures=self._failures, spooled=spooled, spool_dropped=spool_dropped,
+            sink_failures=self._failures + sink_failed, spooled=spooled, spool_dropped=spool_dropped,
             errors_logged=self._errors_logged, errors_dropped=self._errors_dropped,
             auth_failures=auth,
         )

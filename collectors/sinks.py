@@ -100,6 +100,8 @@ class Sink:
     rejected: int = 0
     #: deliveries refused for a missing or wrong token (401/403)
     auth_failures: int = 0
+    #: failed delivery attempts the sink handled itself (e.g. spooled while unreachable)
+    delivery_failures: int = 0
 
     def spool_records(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Keep ``records`` for a later delivery without contacting the destination; return how
@@ -326,6 +328,7 @@ class HttpSink(Sink):
         self.spool = Spool(spool_dir, max_bytes=max_spool_bytes)
         self.rejected = 0
         self.auth_failures = 0
+        self.delivery_failures = 0
         self.sent = 0
         self.max_backoff_s = max_backoff_s
         self.max_body_bytes = max_body_bytes
@@ -483,6 +486,7 @@ class HttpSink(Sink):
         self._narrow(list(records), exc)
 
     def _failed(self) -> None:
+        self.delivery_failures += 1
         self._backoff = min(self.max_backoff_s, max(0.1, self._backoff * 2))
         self._next_attempt = time.monotonic() + self._backoff
 
