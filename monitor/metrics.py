@@ -83,13 +83,20 @@ class LabelCap:
         return text
 
 
+#: gauges that are counts: folded series add up (other gauges keep the first folded value)
+_ADDITIVE_GAUGES = frozenset({"shiftwatch_predictions_stored", "shiftwatch_collector_queue_depth",
+                              "shiftwatch_collector_queue_capacity"})
+
+
 def _merge(metric: Metric) -> Metric:
-    """Merge samples that folding made identical: counters add up, gauges keep the first."""
+    """Merge samples that folding made identical: counters (and count gauges) add up, other
+    gauges keep the first."""
     merged: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+    additive = metric.type == "counter" or metric.name in _ADDITIVE_GAUGES
     for sample in metric.samples:
         key = (sample.name, tuple(sorted(sample.labels.items())))
         if key in merged:
-            if metric.type == "counter":
+            if additive:
                 merged[key] = merged[key]._replace(value=merged[key].value + sample.value)
             continue
         merged[key] = sample
