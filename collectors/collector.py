@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from collectors.sinks import BatchRejected, Sink
 
@@ -83,7 +83,7 @@ class LossLog:
     what the next line reports. ``clock`` is injectable for tests.
     """
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[str, str]] = {
         "rejected": "%d record(s) refused as invalid in the last %.0f s (rejected %d in all)",
         "dropped": "%d record(s) lost (queue full, closed or retries exhausted) in the last %.0f s "
                    "(dropped %d in all)",

@@ -176,7 +176,8 @@ def _dim_remote(url: str, model: str, version: str, set_dim: int | None, reset: 
 
     token = resolve_token()
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    path = f"{url.rstrip('/')}/v1/models/{quote(model, safe='')}/versions/{quote(version, safe='')}/embedding-dim"
+    path = (f"{url.rstrip('/')}/v1/models/{quote(model, safe='')}/versions/"
+            f"{quote(version, safe='')}/embedding-dim")
     try:
         with httpx.Client(timeout=10.0, headers=headers) as client:
             if set_dim is not None:

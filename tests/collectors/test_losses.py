@@ -223,7 +223,8 @@ def test_loss_log_is_rate_limited_with_counts_since_the_last_line(caplog: pytest
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3
     assert lines[0].startswith("collector: 10 spooled record(s) deleted")
-    assert lines[1].startswith("collector: 65 spooled record(s) deleted") and "(evicted 75 in all)" in lines[1]
+    assert lines[1].startswith("collector: 65 spooled record(s) deleted")
+    assert "(evicted 75 in all)" in lines[1]
     assert "refused as invalid" in lines[2]
 
 

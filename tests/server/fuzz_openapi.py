@@ -78,7 +78,7 @@ def operations(app: Any) -> list[Operation]:
     out: list[Operation] = []
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():
-            if method.upper() not in METHODS + ["HEAD", "OPTIONS"]:
+            if method.upper() not in [*METHODS, "HEAD", "OPTIONS"]:
                 continue
             body = None
             content = (op.get("requestBody") or {}).get("content") or {}
@@ -133,15 +133,15 @@ def _from_schema(rng: random.Random, schema: dict[str, Any], depth: int = 0) -> 
     if rng.random() < 0.15 or depth > 6:
         return rng.choice(NASTY_VALUES)
     for combo in ("anyOf", "oneOf", "allOf"):
-        if combo in schema and schema[combo]:
+        if schema.get(combo):
             return _from_schema(rng, rng.choice(schema[combo]), depth + 1)
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return rng.choice(schema["enum"])
     if "const" in schema:
         return schema["const"]
     typ = schema.get("type")
     if typ == "string":
-        return rng.choice(NASTY_STRINGS + ["m", "v1", "ok", "2026-01-01T00:00:00Z"])
+        return rng.choice([*NASTY_STRINGS, "m", "v1", "ok", "2026-01-01T00:00:00Z"])
     if typ == "integer":
         return rng.choice([0, 1, 5, 100, -1, 10_000, 10_001, 2**40])
     if typ == "number":
@@ -214,7 +214,7 @@ def _mutate(rng: random.Random, item: Any, names: list[str]) -> None:
         return
     roll = rng.random()
     if roll < 0.7:
-        item[rng.choice(names + ["unknown_field"])] = rng.choice(NASTY_VALUES + NASTY_STRINGS)
+        item[rng.choice([*names, "unknown_field"])] = rng.choice(NASTY_VALUES + NASTY_STRINGS)
     elif roll < 0.9:
         item.pop(rng.choice(names), None)
     else:

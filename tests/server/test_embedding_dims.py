@@ -59,7 +59,8 @@ def test_cli_models_dim_set_show_reset(tmp_path: Path) -> None:
     _register_all()
     db = tmp_path / "x.duckdb"
     runner = CliRunner()
-    r = runner.invoke(app, ["models", "dim", "--model", "m", "--version", "v1", "--set", "384", "--db", str(db)])
+    r = runner.invoke(app, ["models", "dim", "--model", "m", "--version", "v1", "--set", "384",
+                            "--db", str(db)])
     assert r.exit_code == 0, r.output
     with Store(db) as store:
         assert store.embedding_dims() == {("m", "v1"): 384}
