@@ -234,17 +234,16 @@ class Store:
         """
         if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_EMBEDDING_DIM:
             raise SchemaError([RecordError(0, "dim", f"must be an integer in [1, {MAX_EMBEDDING_DIM}]")])
-        with self.transaction():
-            self.execute("embedding_dim_declare", {"model_name": model_name,
-                                                   "model_version": model_version, "dim": dim,
-                                                   "origin": origin})
+        # one statement: atomic on its own, and usable inside a caller's transaction
+        self.execute("embedding_dim_declare", {"model_name": model_name,
+                                               "model_version": model_version, "dim": dim,
+                                               "origin": origin})
 
     def reset_embedding_dim(self, model_name: str, model_version: str) -> int | None:
         """Forget the embedding dimension of a model version (the next accepted record fixes
         it again); return the dimension it had, or ``None`` when none was known."""
-        with self.transaction():
-            rows = self.execute("embedding_dim_reset",
-                                {"model_name": model_name, "model_version": model_version})
+        rows = self.execute("embedding_dim_reset",
+                            {"model_name": model_name, "model_version": model_version})
         return int(rows[0][0]) if rows else None
 
     def insert_predictions(

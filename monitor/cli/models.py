@@ -117,9 +117,8 @@ def register_version(
                         labels=tuple(x.strip() for x in labels.split(",")) if labels else ())
     with _open(config, db, registry_dir) as (_, _store, registry):
         mv = registry.register(name, directory, version=version, preprocessing=pre, train_file=train_file,
-                               status="active" if activate else "candidate", reason="registered by CLI")
-        if embedding_dim is not None:
-            _store.declare_embedding_dim(mv.model_name, mv.version, embedding_dim, origin="registry")
+                               status="active" if activate else "candidate", reason="registered by CLI",
+                               embedding_dim=embedding_dim)
     typer.echo(f"registered {mv.model_name} {mv.version} ({mv.status}) at {mv.artifact_dir}")
 
 

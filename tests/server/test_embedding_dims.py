@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from monitor.errors import SchemaError
 from monitor.server import create_app
 from monitor.store import Store
 from tests.server.helpers import AUTH, record, settings_for
@@ -70,3 +71,36 @@ def test_cli_models_dim_set_show_reset(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "was 384" in r.output
     with Store(db) as store:
         assert store.embedding_dims() == {}
+
+
+def test_a_version_registered_with_a_dim_refuses_other_dims(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    from monitor.registry import Registry
+
+    with Store(tmp_path / "r.duckdb") as store:
+        Registry(store, tmp_path / "models").register("m", tiny_bert_dir, version="v1", embedding_dim=4)
+        assert store.embedding_dim("m", "v1")["origin"] == "registry"  # type: ignore[index]
+        assert store.insert_predictions([record(0, dim=4)]).accepted == 1
+        with pytest.raises(SchemaError, match="dimension 8 differs from 4"):
+            store.insert_predictions([record(1, dim=8)])
+
+
+def test_cli_dim_through_a_running_sidecar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.cli import _register_all, app
+    from tests.server.helpers import TOKEN, ThreadServer
+
+    _register_all()
+    monkeypatch.setenv("SHIFTWATCH_TOKEN", TOKEN)
+    with Store(tmp_path / "side.duckdb") as store:
+        side = create_app(settings_for(tmp_path), store=store, start_scheduler=False, enrich=False)
+        with ThreadServer(side) as server:
+            runner = CliRunner()
+            args = ["models", "dim", "-m", "m", "--version", "v1", "--url", server.base]
+            assert runner.invoke(app, [*args, "--set", "16"]).exit_code == 0
+            assert store.embedding_dims() == {("m", "v1"): 16}
+            r = runner.invoke(app, args)
+            assert "16 (declared)" in r.output, r.output
+            assert runner.invoke(app, [*args, "--reset"]).exit_code == 0
+            assert store.embedding_dims() == {}
+            monkeypatch.setenv("SHIFTWATCH_TOKEN", "wrong")
+            r = runner.invoke(app, args)
+            assert r.exit_code != 0 and "401" in str(r.exception)
