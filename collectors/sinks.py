@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from collectors.spool import Spool, private_dir
-from monitor.errors import RecordError, SchemaError, ShiftwatchError, StoreError
+from monitor.errors import ConfigError, RecordError, SchemaError, ShiftwatchError, StoreError
 
 __all__ = [
     "BatchRejected",
@@ -243,21 +243,21 @@ def _log_refused(errors: Sequence[RecordError], records: Sequence[Mapping[str, A
 
 def read_token(token: str | None = None, token_file: str | Path | None = None) -> str | None:
     """The bearer token: ``token``, else the first line of ``token_file`` with surrounding
-    whitespace (the trailing newline of a mounted secret) trimmed. An empty result is an error:
-    a sink that sends no token would only collect 401s."""
+    whitespace (the trailing newline of a mounted secret) trimmed. An empty result is a
+    :class:`~monitor.errors.ConfigError`: a sink that sends no token would only collect 401s."""
     if token is not None:
         value = token.strip()
         if not value:
-            raise ValueError("the token is empty")
+            raise ConfigError("the token is empty")
         return value
     if token_file is None:
         return None
     try:
         value = Path(token_file).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the token file {token_file}: {exc}") from exc
+        raise ConfigError(f"cannot read the token file {token_file}: {exc}") from exc
     if not value:
-        raise ValueError(f"the token file {token_file} is empty")
+        raise ConfigError(f"the token file {token_file} is empty")
     return value
 
 
@@ -507,7 +507,7 @@ class HttpSink(Sink):
         if resp.status_code in (401, 403):
             self.auth_failures += 1
             if self.token_file is not None:  # a rotated secret: read it again for the next try
-                with contextlib.suppress(ValueError):
+                with contextlib.suppress(ConfigError):
                     self._token = read_token(None, self.token_file)
         if resp.status_code >= 500 or resp.status_code in self._RETRY_STATUS:
             raise SinkUnavailable(f"{self.url}/v1/{endpoint}: HTTP {resp.status_code}")

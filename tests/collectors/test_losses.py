@@ -89,7 +89,7 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[str, Store]]:
 def test_http_sink_385d_then_499_384d_stores_the_499(sidecar: tuple[str, Store], tmp_path: Path) -> None:
     base, store = sidecar
     col = Collector(HttpSink(base, token=TOKEN, spool_dir=tmp_path / "spool"), flush_size=500,
-                    flush_interval_s=3600, start=False)
+                    flush_interval_s=3600, start=False, collector_id="c385")
     col.log(record(0, dim=385))
     for i in range(1, 500):
         col.log(record(i, dim=384))
@@ -97,6 +97,10 @@ def test_http_sink_385d_then_499_384d_stores_the_499(sidecar: tuple[str, Store],
     s = col.stats()
     assert store.count_predictions() == 499  # was 0 of 500 with sent=500, rejected=0
     assert (s.sent, s.rejected, s.dropped, s.spooled) == (499, 1, 0, 0)
+    # the same counts reach the sidecar's heartbeat table and /metrics
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert 'shiftwatch_collector_rejected_total{collector="c385",model="m",version="v1"} 1.0' in text
+    assert 'shiftwatch_collector_evicted_total{collector="c385",model="m",version="v1"} 0.0' in text
 
 
 def test_http_sink_epoch_ns_record_costs_only_itself(sidecar: tuple[str, Store], tmp_path: Path) -> None:
