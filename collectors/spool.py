@@ -8,18 +8,41 @@ open. Batches are read back oldest first. When the spool would exceed
 ``max_bytes`` the oldest batches are deleted and their items counted in
 :attr:`Spool.dropped`.
 
-A spool directory belongs to one sink of one process at a time.
+The spool directory is created 0700 and its files 0600 (they hold prediction
+records, possibly raw text). A spool directory belongs to one sink of one
+process at a time.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Spool", "SpooledBatch"]
+__all__ = ["Spool", "SpooledBatch", "private_dir", "write_private"]
+
+
+def private_dir(path: str | Path) -> Path:
+    """Create ``path`` (and missing parents) and make it 0700; return it."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    return directory
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file created 0600 (never readable by others, whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fd = -1
+            fh.write(data)
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +72,7 @@ class Spool:
     def __init__(self, directory: str | Path, *, max_bytes: int = 256 * 1024 * 1024) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = private_dir(directory)
         self.max_bytes = max_bytes
         self.dropped = 0  # items deleted to respect max_bytes
         self._seq = itertools.count()
@@ -82,7 +104,7 @@ class Spool:
             name = f"{time.time_ns():020d}-{next(self._seq):09d}-{n_items}.{kind}.json"
             final = self.directory / name
             tmp = final.with_name(name + ".tmp")
-            tmp.write_bytes(body)
+            write_private(tmp, body)
             tmp.replace(final)
             self._enforce_limit()
             return final

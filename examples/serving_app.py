@@ -16,8 +16,8 @@ Run (see examples/README.md)::
 
 Environment: ``MODEL_NAME`` (default ``sentiment``), ``SHIFTWATCH_REGISTRY_DIR`` (default
 ``shiftwatch-models``), ``SHIFTWATCH_URL`` (default ``http://127.0.0.1:8686``),
-``SHIFTWATCH_TOKEN``, ``COLLECTOR_SPOOL_DIR``, ``LOG_TEXT=1`` to send raw text (off by default:
-only its SHA-256 is sent), ``POINTER_POLL_S``.
+``SHIFTWATCH_TOKEN`` (or ``SHIFTWATCH_TOKEN_FILE``), ``COLLECTOR_SPOOL_DIR``, ``LOG_TEXT=1`` to
+send raw text (off by default: only its SHA-256 is sent), ``POINTER_POLL_S``.
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
+from monitor.settings import resolve_token
+
 log = logging.getLogger("serving_app")
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "sentiment")
 REGISTRY_DIR = Path(os.environ.get("SHIFTWATCH_REGISTRY_DIR", "shiftwatch-models"))
 SIDECAR_URL = os.environ.get("SHIFTWATCH_URL", "http://127.0.0.1:8686")
-TOKEN = os.environ.get("SHIFTWATCH_TOKEN") or None
+TOKEN = resolve_token()  # SHIFTWATCH_TOKEN or SHIFTWATCH_TOKEN_FILE (trimmed)
 LOG_TEXT = os.environ.get("LOG_TEXT", "0") == "1"
 POLL_S = float(os.environ.get("POINTER_POLL_S", "2"))
 

@@ -40,6 +40,8 @@ HEARTBEAT_FIELDS: dict[str, tuple[pa.DataType, bool]] = {
     "sink_failures": (pa.int64(), True),
     "spooled": (pa.int64(), True),
     "sent": (pa.int64(), True),
+    "rejected": (pa.int64(), False),  # migration 085; optional for older collectors
+    "evicted": (pa.int64(), False),
 }
 _MAX_MESSAGE = 10_000
 

@@ -13,6 +13,12 @@ one, so several apps — e.g. in tests — never share or clash). Two kinds of v
 
 A table that cannot be read (e.g. a migration not applied) is skipped and counted in
 ``shiftwatch_metrics_scrape_errors_total``; the scrape itself never fails.
+
+Label values are bounded (:class:`LabelCap`): at most ``max_label_values`` distinct model /
+version / collector values per scrape (the most recently seen ones first, in the order the
+queries return them), each cut to ``max_label_chars`` characters; the rest are folded into the
+value ``other`` and counted in ``shiftwatch_metrics_labels_folded_total``. One client sending
+a million model names cannot grow the exposition without bound.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from prometheus_client.registry import Collector
 from monitor.errors import StoreError
 from monitor.store import Store
 
-__all__ = ["CONTENT_TYPE", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "LabelCap", "ServerMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +46,78 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+#: default bound on distinct values per label kind in one scrape
+MAX_LABEL_VALUES = 100
+#: default bound on the length of one label value
+MAX_LABEL_CHARS = 120
+OTHER = "other"
+
+
+class LabelCap:
+    """Bounds the label values of one scrape: ``value(kind, v)`` returns ``v`` (cut to
+    ``max_chars``) for the first ``max_values`` distinct values of ``kind``, else ``other``;
+    :attr:`folded` counts the folded values (cumulative over scrapes)."""
+
+    def __init__(self, *, max_values: int = MAX_LABEL_VALUES, max_chars: int = MAX_LABEL_CHARS) -> None:
+        self.max_values = max_values
+        self.max_chars = max_chars
+        self.folded = 0
+        self._seen: dict[str, set[str]] = {}
+
+    def start_scrape(self) -> None:
+        """Forget the values of the previous scrape."""
+        self._seen = {}
+
+    def value(self, kind: str, raw: Any) -> str:
+        """The bounded label value of ``raw`` for label kind ``kind``."""
+        text = "" if raw is None else str(raw)
+        if len(text) > self.max_chars:
+            text = text[: self.max_chars - 1] + "~"
+        seen = self._seen.setdefault(kind, set())
+        if text in seen:
+            return text
+        if len(seen) >= self.max_values:
+            self.folded += 1
+            return OTHER
+        seen.add(text)
+        return text
+
+
+#: gauges that are counts: folded series add up (other gauges keep the first folded value)
+_ADDITIVE_GAUGES = frozenset({"shiftwatch_predictions_stored", "shiftwatch_collector_queue_depth",
+                              "shiftwatch_collector_queue_capacity"})
+
+
+def _merge(metric: Metric) -> Metric:
+    """Merge samples that folding made identical: counters (and count gauges) add up, other
+    gauges keep the first."""
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+    additive = metric.type == "counter" or metric.name in _ADDITIVE_GAUGES
+    for sample in metric.samples:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        if key in merged:
+            if additive:
+                merged[key] = merged[key]._replace(value=merged[key].value + sample.value)
+            continue
+        merged[key] = sample
+    if len(merged) != len(metric.samples):
+        metric.samples = list(merged.values())
+    return metric
+
+
 class _StoreCollector(Collector):
     """Reads the DB tables at scrape time and yields metric families."""
 
-    def __init__(self, store: Callable[[], Store | None]) -> None:
+    def __init__(self, store: Callable[[], Store | None], cap: LabelCap) -> None:
         self._store = store
         self.failures = 0
+        self.cap = cap
+
+    def _m(self, value: Any) -> str:
+        return self.cap.value("model", value)
+
+    def _v(self, value: Any) -> str:
+        return self.cap.value("version", value)
 
     def _rows(self, store: Store, name: str) -> list[dict[str, Any]]:
         try:
@@ -59,14 +131,18 @@ class _StoreCollector(Collector):
         store = self._store()
         if store is None:
             return
-        yield from self._drift(store)
-        yield from self._ops(store)
-        yield from self._collectors(store)
-        yield from self._health(store)
+        self.cap.start_scrape()
+        for gen in (self._drift, self._ops, self._collectors, self._health):
+            for metric in gen(store):
+                yield _merge(metric)
         failures = CounterMetricFamily("shiftwatch_metrics_scrape_errors",
                                        "DB-backed metric queries that failed at scrape time")
         failures.add_metric([], float(self.failures))
         yield failures
+        folded = CounterMetricFamily("shiftwatch_metrics_labels_folded",
+                                     "Label values folded into 'other' (or cut) to bound cardinality")
+        folded.add_metric([], float(self.cap.folded))
+        yield folded
 
     def _drift(self, store: Store) -> Iterator[Metric]:
         stat = GaugeMetricFamily("shiftwatch_drift_statistic",
@@ -81,7 +157,7 @@ class _StoreCollector(Collector):
                                      "Time of the latest drift run per model", labels=["model"])
         seen: set[str] = set()
         for r in self._rows(store, "server_latest_signals"):
-            model, version, signal = r["model_name"], r["model_version"], r["signal"]
+            model, version, signal = self._m(r["model_name"]), self._v(r["model_version"]), r["signal"]
             if r["statistic"] is not None:
                 stat.add_metric([model, version, signal, r["method"]], float(r["statistic"]))
             if r["p_value"] is not None:
@@ -89,18 +165,18 @@ class _StoreCollector(Collector):
             drifted.add_metric([model, version, signal, r["status"]], 1.0 if r["drifted"] else 0.0)
             if model not in seen and r["run_at"] is not None:
                 seen.add(model)
-                last_run.add_metric([model], float(r["run_at"]))
+                last_run.add_metric([model], float(r["run_at"]))  # model already bounded
         runs = CounterMetricFamily("shiftwatch_drift_runs", "Drift runs per model and verdict",
                                    labels=["model", "drifted"])
         for r in self._rows(store, "server_drift_run_counts"):
-            runs.add_metric([r["model_name"], str(bool(r["drifted"])).lower()], float(r["n"]))
+            runs.add_metric([self._m(r["model_name"]), str(bool(r["drifted"])).lower()], float(r["n"]))
         yield from (stat, pval, drifted, last_run, runs)
 
     def _ops(self, store: Store) -> Iterator[Metric]:
         alerts = CounterMetricFamily("shiftwatch_alerts_fired", "Alerts fired per model, rule and severity",
                                      labels=["model", "rule", "severity"])
         for r in self._rows(store, "server_alert_counts"):
-            alerts.add_metric([r["model_name"], r["rule"], r["severity"]], float(r["n"]))
+            alerts.add_metric([self._m(r["model_name"]), r["rule"], r["severity"]], float(r["n"]))
         actions = CounterMetricFamily("shiftwatch_actions", "Actions per kind and status",
                                       labels=["kind", "status"])
         for r in self._rows(store, "server_action_counts"):
@@ -112,16 +188,17 @@ class _StoreCollector(Collector):
         success = GaugeMetricFamily("shiftwatch_job_last_success_timestamp_seconds",
                                     "When each job last finished successfully", labels=["job"])
         for r in self._rows(store, "server_job_stats"):
-            job_runs.add_metric([r["job"], "ok"], float(r["n_ok"]))
-            job_runs.add_metric([r["job"], "failed"], float(r["n_failed"]))
+            job = self.cap.value("job", r["job"])
+            job_runs.add_metric([job, "ok"], float(r["n_ok"]))
+            job_runs.add_metric([job, "failed"], float(r["n_failed"]))
             if r["last_duration_s"] is not None:
-                duration.add_metric([r["job"]], float(r["last_duration_s"]))
+                duration.add_metric([job], float(r["last_duration_s"]))
             if r["last_success_at"] is not None:
-                success.add_metric([r["job"]], float(r["last_success_at"]))
+                success.add_metric([job], float(r["last_success_at"]))
         stored = GaugeMetricFamily("shiftwatch_predictions_stored", "Prediction records in the store",
                                    labels=["model", "version"])
         for r in self._rows(store, "server_prediction_counts"):
-            stored.add_metric([r["model_name"], r["model_version"]], float(r["n"]))
+            stored.add_metric([self._m(r["model_name"]), self._v(r["model_version"])], float(r["n"]))
         yield from (alerts, actions, job_runs, duration, success, stored)
 
     def _collectors(self, store: Store) -> Iterator[Metric]:
@@ -136,18 +213,27 @@ class _StoreCollector(Collector):
         failures = CounterMetricFamily("shiftwatch_collector_sink_failures",
                                        "Sink failures the collector reports (latest heartbeat)",
                                        labels=labels)
+        rejected = CounterMetricFamily("shiftwatch_collector_rejected",
+                                       "Records the collector reports refused as invalid (latest "
+                                       "heartbeat)", labels=labels)
+        evicted = CounterMetricFamily("shiftwatch_collector_evicted",
+                                      "Spooled records the collector deleted to bound its spool "
+                                      "(latest heartbeat)", labels=labels)
         for r in self._rows(store, "server_collector_drops"):
-            key = [str(r["collector_id"]), str(r["model_name"] or ""), str(r["model_version"] or "")]
+            key = [self.cap.value("collector", r["collector_id"]), self._m(r["model_name"] or ""),
+                   self._v(r["model_version"] or "")]
             for family, col in ((dropped, "dropped"), (depth, "queue_depth"),
-                                (capacity, "queue_capacity"), (failures, "sink_failures")):
-                if r[col] is not None:
+                                (capacity, "queue_capacity"), (failures, "sink_failures"),
+                                (rejected, "rejected"), (evicted, "evicted")):
+                if r.get(col) is not None:
                     family.add_metric(key, float(r[col]))
         errors = CounterMetricFamily("shiftwatch_serving_errors",
                                      "Serving errors reported by collectors",
                                      labels=["model", "version", "kind"])
         for r in self._rows(store, "server_serving_error_counts"):
-            errors.add_metric([r["model_name"], r["model_version"] or "", r["kind"]], float(r["n"]))
-        yield from (dropped, depth, capacity, failures, errors)
+            errors.add_metric([self._m(r["model_name"]), self._v(r["model_version"] or ""),
+                               self.cap.value("kind", r["kind"])], float(r["n"]))
+        yield from (dropped, depth, capacity, failures, rejected, evicted, errors)
 
     def _health(self, store: Store) -> Iterator[Metric]:
         labels = ["model", "version"]
@@ -159,7 +245,7 @@ class _StoreCollector(Collector):
         error_rate = GaugeMetricFamily("shiftwatch_health_error_rate",
                                        "Serving error rate in the newest health window", labels=labels)
         for r in self._rows(store, "server_latest_health"):
-            key = [r["model_name"], r["model_version"]]
+            key = [self._m(r["model_name"]), self._v(r["model_version"])]
             for q, col in (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms"),
                            ("0.99", "latency_p99_ms")):
                 if r[col] is not None:
@@ -178,7 +264,8 @@ class ServerMetrics:
     after shutdown, in which case only the process counters are exported).
     """
 
-    def __init__(self, store: Callable[[], Store | None]) -> None:
+    def __init__(self, store: Callable[[], Store | None], *, max_label_values: int = MAX_LABEL_VALUES,
+                 max_label_chars: int = MAX_LABEL_CHARS) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.ingested = Counter("shiftwatch_records_ingested", "Prediction records committed", registry=r)
@@ -205,7 +292,8 @@ class ServerMetrics:
         self.enrich_dropped = Counter("shiftwatch_enrich_tasks_dropped",
                                       "Enrichment tasks dropped on a full queue (the periodic sweep "
                                       "picks their records up)", registry=r)
-        self._db = _StoreCollector(store)
+        self.label_cap = LabelCap(max_values=max_label_values, max_chars=max_label_chars)
+        self._db = _StoreCollector(store, self.label_cap)
         r.register(self._db)
 
     def render(self) -> bytes:

@@ -396,6 +396,7 @@ class Registry:
         metrics: Mapping[str, Any] | None = None,
         train_file: str | Path | None = None,
         reason: str | None = None,
+        embedding_dim: int | None = None,
     ) -> ModelVersion:
         """Copy a Hugging Face model directory into the registry as a new version.
 
@@ -403,7 +404,9 @@ class Registry:
         defaults for the rest. ``status="active"`` activates the new version
         (atomically, like :meth:`promote`). ``train_file`` (JSONL or CSV of
         ``text,label``) is copied next to the weights: retraining mixes it with
-        labelled production rows.
+        labelled production rows. ``embedding_dim`` fixes the embedding dimension of
+        the version's records (origin ``registry``); without it the first accepted
+        record fixes it.
         """
         _check_name("model name", model_name)
         if status not in STATUSES:
@@ -447,6 +450,9 @@ class Registry:
                         "train_file": str(stored_train.resolve()) if stored_train else None,
                     })
                     self._event(model_name, "register", None, version, reason)
+                    if embedding_dim is not None:
+                        self.store.declare_embedding_dim(model_name, version, embedding_dim,
+                                                         origin="registry")
             except BaseException:
                 shutil.rmtree(dest, ignore_errors=True)
                 raise

@@ -11,7 +11,8 @@ writers.
 Guarantees: ``POST /v1/predictions`` answers 202 only after the batch is committed; a
 re-sent ``event_id`` is counted as a duplicate and not stored twice; a bad batch is a 4xx
 listing rows and fields with nothing written; the body size and batch size are bounded
-(413); every path but ``/healthz`` needs the bearer token when ``settings.token`` is set.
+(413); every path but ``/healthz`` needs the bearer token (``settings.bearer_token()``: a token
+or token file is required unless ``settings.auth == "off"``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
-from monitor.api import drift, health, labels, metrics, predictions, telemetry
+from monitor.api import drift, embedding_dims, health, labels, metrics, predictions, telemetry
 from monitor.api.auth import BearerAuth
 from monitor.api.errors import ApiError, api_error_handler
 from monitor.api.reports import reports_app
@@ -89,6 +90,10 @@ def create_app(
     encoders from ``encoder_resolver`` (default: the model registry under
     ``settings.registry_dir``); ``enrich_sweep_s`` is the period of the catch-up sweep.
     """
+    token = settings.bearer_token()  # ConfigError: no app is built without a token by accident
+    if token is None:
+        log.warning("authentication is OFF (SHIFTWATCH_AUTH=off / --no-auth): every route is open "
+                    "to anyone who can reach %s:%d", settings.host, settings.port)
     state = AppState(settings=settings, metrics=ServerMetrics(lambda: state.store))
 
     @asynccontextmanager
@@ -129,9 +134,8 @@ def create_app(
     app.state.shiftwatch = state
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (predictions, labels, telemetry, drift, metrics, health):
+    for module in (predictions, labels, telemetry, drift, embedding_dims, metrics, health):
         app.include_router(module.router)
     app.mount("/reports", reports_app(settings.reports_dir), name="reports")
-    token = settings.token.get_secret_value() if settings.token is not None else None
     app.add_middleware(BearerAuth, token=token, metrics=state.metrics)
     return app

@@ -6,8 +6,9 @@ down; nothing instantiates settings at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
@@ -15,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "read_token_file", "resolve_token"]
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
 
     db_path: Path = Field(Path("shiftwatch.duckdb"), description="DuckDB file owned by this process")
     token: SecretStr | None = Field(None, description="bearer token; protects all but /healthz")
+    token_file: Path | None = Field(None, description="file holding the bearer token (a mounted "
+                                    "secret; surrounding whitespace and the newline are trimmed)")
+    auth: Literal["on", "off"] = Field("on", description="'off' serves without a token (logged as a "
+                                       "warning); with 'on' a token or token file is required")
     host: str = "127.0.0.1"
     port: int = Field(8686, ge=1, le=65535)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="413 past this request size")
@@ -44,6 +49,56 @@ class Settings(BaseSettings):
     retention_days: float = Field(30.0, gt=0)
     dry_run: bool = Field(False, description="decide and record actions, but do not perform them")
     webhook_url: str | None = Field(None, description="notify action URL when the policy gives none")
+    # uvicorn limits of `shiftwatch serve` (see docs/security.md)
+    timeout_keep_alive_s: float = Field(5.0, gt=0, description="close idle keep-alive connections")
+    header_timeout_s: float = Field(10.0, gt=0, description="close connections whose request head "
+                                    "(line + headers) is not complete in this time")
+    limit_concurrency: int = Field(256, gt=0, description="503 past this many open connections")
+    max_header_bytes: int = Field(64 * 1024, ge=1024, description="largest request head (h11)")
+
+    def bearer_token(self) -> str | None:
+        """The token the server requires, or ``None`` when ``auth`` is ``off``.
+
+        Raises :class:`ConfigError` for an empty token, an empty or unreadable token file, both
+        a token and a token file, or neither while ``auth`` is ``on``: a sidecar never serves
+        without a token by accident.
+        """
+        if self.auth == "off":
+            return None
+        if self.token is not None and self.token_file is not None:
+            raise ConfigError("give SHIFTWATCH_TOKEN or SHIFTWATCH_TOKEN_FILE, not both")
+        if self.token is not None:
+            value = self.token.get_secret_value().strip()
+            if not value:
+                raise ConfigError("SHIFTWATCH_TOKEN is empty; set a token, or SHIFTWATCH_AUTH=off "
+                                  "(--no-auth) to serve without one")
+            return value
+        if self.token_file is not None:
+            return read_token_file(self.token_file)
+        raise ConfigError("no bearer token: set SHIFTWATCH_TOKEN or SHIFTWATCH_TOKEN_FILE, or "
+                          "SHIFTWATCH_AUTH=off (--no-auth) to serve without one")
+
+
+def read_token_file(path: str | Path) -> str:
+    """The token in ``path`` with surrounding whitespace (the trailing newline) trimmed."""
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the token file: {exc}") from exc
+    if not value:
+        raise ConfigError(f"{path}: the token file is empty")
+    return value
+
+
+def resolve_token(env: dict[str, str] | None = None) -> str | None:
+    """The token a client should send: ``SHIFTWATCH_TOKEN`` (trimmed) or the content of
+    ``SHIFTWATCH_TOKEN_FILE``; ``None`` when neither is set."""
+    env = dict(os.environ) if env is None else env
+    token = env.get("SHIFTWATCH_TOKEN")
+    if token is not None and token.strip():
+        return token.strip()
+    path = env.get("SHIFTWATCH_TOKEN_FILE")
+    return read_token_file(path) if path else None
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -13,10 +13,11 @@ inserted set-wise, never row by row.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,10 +30,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from collectors.schema import records_to_table, validate_table
+from collectors.spool import private_dir
 from monitor.errors import RecordError, SchemaError, StoreError
 from monitor.queries import load_migrations, load_queries
 
-__all__ = ["IngestResult", "Store"]
+__all__ = ["MAX_EMBEDDING_DIM", "IngestResult", "Store"]
+
+#: the largest embedding dimension that can be declared
+MAX_EMBEDDING_DIM = 65_536
 
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -60,12 +65,19 @@ class Store:
 
     def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.path != ":memory:" and not read_only:
+            parent = Path(self.path).parent
+            try:
+                if not parent.exists():
+                    private_dir(parent)  # a directory we create is 0700
+            except OSError as exc:
+                raise StoreError(f"cannot create the directory of {self.path}: {exc}") from exc
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        if not read_only:
+            self._restrict_files()
         self._lock = threading.RLock()
         self._queries = load_queries()
         if not read_only:
@@ -79,6 +91,16 @@ class Store:
                 self._con.close()
             except duckdb.Error as exc:  # pragma: no cover - closing rarely fails
                 raise StoreError(f"cannot close {self.path}: {exc}") from exc
+
+    def _restrict_files(self) -> None:
+        """Make the DB file and its WAL 0600 (they hold prediction records). ``shiftwatch
+        serve`` also runs with umask 077, so a WAL DuckDB creates later is 0600 too."""
+        if self.path == ":memory:":
+            return
+        for f in (Path(self.path), Path(self.path + ".wal")):
+            with suppress(OSError):
+                if f.exists() and f.stat().st_mode & 0o077:
+                    os.chmod(f, 0o600)
 
     def __enter__(self) -> Store:
         return self
@@ -195,6 +217,34 @@ class Store:
     def embedding_dims(self) -> dict[tuple[str, str], int]:
         """The embedding dimension fixed for each (model_name, model_version)."""
         return {(r[0], r[1]): int(r[2]) for r in self.execute("known_embedding_dims")}
+
+    def embedding_dim(self, model_name: str, model_version: str) -> dict[str, Any] | None:
+        """``{model_name, model_version, dim, origin, set_at}`` of one version, or ``None``."""
+        rows = self.fetch_dicts("embedding_dim_get",
+                                {"model_name": model_name, "model_version": model_version})
+        return rows[0] if rows else None
+
+    def declare_embedding_dim(
+        self, model_name: str, model_version: str, dim: int, *, origin: str = "declared"
+    ) -> None:
+        """Fix the embedding dimension of a model version (replacing any known one).
+
+        Records already stored are not touched; from now on records of that version with
+        another dimension are refused.
+        """
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_EMBEDDING_DIM:
+            raise SchemaError([RecordError(0, "dim", f"must be an integer in [1, {MAX_EMBEDDING_DIM}]")])
+        # one statement: atomic on its own, and usable inside a caller's transaction
+        self.execute("embedding_dim_declare", {"model_name": model_name,
+                                               "model_version": model_version, "dim": dim,
+                                               "origin": origin})
+
+    def reset_embedding_dim(self, model_name: str, model_version: str) -> int | None:
+        """Forget the embedding dimension of a model version (the next accepted record fixes
+        it again); return the dimension it had, or ``None`` when none was known."""
+        rows = self.execute("embedding_dim_reset",
+                            {"model_name": model_name, "model_version": model_version})
+        return int(rows[0][0]) if rows else None
 
     def insert_predictions(
         self,

@@ -2,12 +2,18 @@
 
 The command is an argument list (no shell); it runs with a timeout, and its exit code and the
 tails of stdout/stderr are recorded. A non-zero exit or a timeout is a failed action.
+
+The command gets a scrubbed environment: only the variables in :data:`ENV_ALLOW` (PATH, HOME,
+LANG, LC_*, TZ, TMPDIR …) are passed on from the sidecar's environment, plus the action's own
+``env``. The sidecar's secrets (``SHIFTWATCH_TOKEN``, cloud credentials, anything else) never
+reach it; a command that needs a secret names it in its ``env``.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import Field
@@ -15,7 +21,25 @@ from pydantic import Field
 from monitor.actions.base import Action, ActionContext, ActionOutcome, ActionParams
 from monitor.errors import ActionError
 
-__all__ = ["CommandAction", "CommandParams"]
+__all__ = ["ENV_ALLOW", "CommandAction", "CommandParams", "scrubbed_env"]
+
+#: variables passed on from the sidecar's environment (everything else is left out)
+ENV_ALLOW: frozenset[str] = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "PYTHONIOENCODING", "SYSTEMROOT",
+})
+
+
+def scrubbed_env(extra: Mapping[str, str] | None = None,
+                 base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command: allow-listed variables of ``base`` (default: this
+    process's), ``LC_*`` locale variables, then ``extra`` (the action's own ``env``)."""
+    import os
+
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k in ENV_ALLOW or k.startswith("LC_")}
+    env.update(extra or {})
+    return env
 
 
 class CommandParams(ActionParams):
@@ -38,9 +62,7 @@ class CommandAction(Action):
         return f"run {' '.join(self.params.argv)} with the alert on stdin"
 
     def _run(self, context: ActionContext) -> ActionOutcome:
-        import os
-
-        env = {**os.environ, **self.params.env} if self.params.env else None
+        env = scrubbed_env(self.params.env)
         payload = json.dumps(dict(context.alert), default=str)
         try:
             proc = subprocess.run(list(self.params.argv), input=payload, capture_output=True, text=True,

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from monitor.actions.base import Action, ActionContext, ActionOutcome, ActionParams
 
-__all__ = ["NotifyAction", "NotifyParams", "build_payload"]
+__all__ = ["NotifyAction", "NotifyParams", "build_payload", "slack_escape"]
 
 Format = Literal["generic", "slack", "alertmanager"]
 
@@ -42,6 +42,13 @@ class NotifyParams(ActionParams):
     headers: dict[str, str] = Field(default_factory=dict)
     resolve_after: str | None = Field("1h", description="alertmanager endsAt = startsAt + this")
     generator_url: str | None = None
+
+
+def slack_escape(text: object) -> str:
+    """``text`` safe inside Slack ``mrkdwn`` and ``text`` fields: ``&``, ``<`` and ``>`` become
+    ``&amp;``, ``&lt;`` and ``&gt;`` (Slack's rule), so client-supplied model names or labels
+    cannot inject links or ``<!channel>`` mentions."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _summary(alert: Mapping[str, Any]) -> str:
@@ -62,14 +69,15 @@ def build_payload(alert: Mapping[str, Any], fmt: Format, *, resolve_after: str |
     if fmt == "generic":
         return {"status": "firing", "source": "shiftwatch", "alert": dict(alert)}
     if fmt == "slack":
-        fields = [f"*{k}:* {alert.get(k)}" for k in ("rule", "severity", "model_name", "model_version",
-                                                     "run_id") if alert.get(k) is not None]
+        fields = [f"*{k}:* {slack_escape(alert.get(k))}" for k in ("rule", "severity", "model_name",
+                                                                   "model_version", "run_id")
+                  if alert.get(k) is not None]
         return {
-            "text": summary,
+            "text": slack_escape(summary),
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": summary[:150]}},
                 {"type": "section", "text": {"type": "mrkdwn",
-                                             "text": str(alert.get("description") or summary)}},
+                                             "text": slack_escape(alert.get("description") or summary)}},
                 {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
             ],
         }

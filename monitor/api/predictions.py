@@ -64,7 +64,9 @@ def ingest(state: AppState, body: bytes) -> dict[str, int]:
         result = store.insert_predictions(table if table is not None else records)
     except SchemaError as exc:
         state.metrics.rejected.inc(len(records))
-        raise ApiError(422, f"invalid records; nothing was written: {exc}", exc.errors) from exc
+        raise ApiError(422, f"invalid records; nothing was written: {exc}", exc.errors,
+                       event_ids=[r.get("event_id") if isinstance(r, Mapping) else None
+                                  for r in records]) from exc
     except StoreError as exc:
         raise ApiError(503, f"the store could not commit the batch; retry: {exc}") from exc
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:

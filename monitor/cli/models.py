@@ -104,6 +104,9 @@ def register_version(
     truncation_side: str = typer.Option("right", "--truncation-side", help="right or left."),
     pooling: str = typer.Option("mean", "--pooling", help="Embedding pooling: mean, cls or pooler."),
     activate: bool = typer.Option(False, "--activate", help="Make it the active version."),
+    embedding_dim: int | None = typer.Option(
+        None, "--embedding-dim", min=1,
+        help="Embedding dimension of this version's records (default: the first accepted record)."),
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Import an existing fine-tuned model directory as a new version."""
@@ -114,8 +117,84 @@ def register_version(
                         labels=tuple(x.strip() for x in labels.split(",")) if labels else ())
     with _open(config, db, registry_dir) as (_, _store, registry):
         mv = registry.register(name, directory, version=version, preprocessing=pre, train_file=train_file,
-                               status="active" if activate else "candidate", reason="registered by CLI")
+                               status="active" if activate else "candidate", reason="registered by CLI",
+                               embedding_dim=embedding_dim)
     typer.echo(f"registered {mv.model_name} {mv.version} ({mv.status}) at {mv.artifact_dir}")
+
+
+@models_app.command("dim")
+def embedding_dim(
+    model: str = MODEL,
+    version: str = typer.Option(..., "--version", help="Model version."),
+    set_dim: int | None = typer.Option(None, "--set", min=1, help="Declare this dimension."),
+    reset: bool = typer.Option(False, "--reset",
+                               help="Forget the dimension; the next accepted record fixes it."),
+    url: str | None = typer.Option(None, "--url", envvar="SHIFTWATCH_URL",
+                                   help="A running sidecar to ask (it holds the DB); default: open "
+                                        "the DB file."),
+    config: Path | None = CONFIG, db: Path | None = DB,
+) -> None:
+    """Show, declare (--set N) or reset (--reset) the embedding dimension of a model version."""
+    from monitor.errors import ConfigError
+
+    if set_dim is not None and reset:
+        raise ConfigError("give --set or --reset, not both")
+    if url:
+        out = _dim_remote(url, model, version, set_dim, reset)
+    else:
+        from monitor.settings import load_settings
+        from monitor.store import Store
+
+        settings = load_settings(config, db_path=db)
+        with Store(settings.db_path) as store:
+            if set_dim is not None:
+                store.declare_embedding_dim(model, version, set_dim)
+            if reset:
+                out = {"model_name": model, "model_version": version, "dim": None,
+                       "previous_dim": store.reset_embedding_dim(model, version)}
+            else:
+                row = store.embedding_dim(model, version)
+                out = {"model_name": model, "model_version": version,
+                       "dim": row["dim"] if row else None, "origin": row["origin"] if row else None}
+    if reset:
+        typer.echo(f"{model} {version}: embedding dimension reset (was {out.get('previous_dim')}); "
+                   "the next accepted record fixes it")
+    else:
+        typer.echo(f"{model} {version}: embedding dimension {out.get('dim') or 'not fixed yet'}"
+                   + (f" ({out['origin']})" if out.get("origin") else ""))
+
+
+def _dim_remote(url: str, model: str, version: str, set_dim: int | None, reset: bool) -> dict[str, Any]:
+    """Ask a running sidecar (``/v1/models/{m}/versions/{v}/embedding-dim``)."""
+    from urllib.parse import quote
+
+    import httpx
+
+    from monitor.errors import ConfigError
+    from monitor.settings import resolve_token
+
+    token = resolve_token()
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    path = (f"{url.rstrip('/')}/v1/models/{quote(model, safe='')}/versions/"
+            f"{quote(version, safe='')}/embedding-dim")
+    try:
+        with httpx.Client(timeout=10.0, headers=headers) as client:
+            if set_dim is not None:
+                resp = client.put(path, json={"dim": set_dim})
+            elif reset:
+                resp = client.delete(path)
+            else:
+                resp = client.get(path)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"{url}: cannot reach the sidecar: {exc}") from exc
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail")
+        except ValueError:
+            detail = resp.text[:200]
+        raise ConfigError(f"{url}: HTTP {resp.status_code}: {detail}")
+    result: dict[str, Any] = resp.json()
+    return result
 
 
 @models_app.command("shadow")

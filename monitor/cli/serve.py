@@ -1,7 +1,13 @@
-"""``shiftwatch serve``: run the sidecar (HTTP API + scheduler) with uvicorn."""
+"""``shiftwatch serve``: run the sidecar (HTTP API + scheduler) with uvicorn.
+
+The process runs with umask 077: the DuckDB file, its WAL, reports and spools it creates are
+readable by its own user only. Auth is on unless ``--no-auth`` (or ``SHIFTWATCH_AUTH=off``); a
+missing or empty token is a startup error (exit 2).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -16,18 +22,22 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Port (default 8686)."),
     no_scheduler: bool = typer.Option(False, "--no-scheduler",
                                       help="Serve the API only; run no drift/report jobs."),
+    no_auth: bool = typer.Option(False, "--no-auth",
+                                 help="Serve without a bearer token (logged as a warning)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Run the sidecar: ingest API, /metrics, /reports and the scheduled drift jobs."""
     import uvicorn
 
+    from monitor.httpserver import uvicorn_config
     from monitor.server import create_app
     from monitor.settings import load_settings
 
-    settings = load_settings(config, db_path=db, host=host, port=port)
+    os.umask(0o077)  # files this process creates: owner only (DB, WAL, reports, spools)
+    settings = load_settings(config, db_path=db, host=host, port=port,
+                             auth="off" if no_auth else None)
     app = create_app(settings, start_scheduler=not no_scheduler)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
-                timeout_graceful_shutdown=30)
+    uvicorn.Server(uvicorn_config(app, settings, log_level=log_level)).run()
 
 
 def register(app: typer.Typer) -> None:

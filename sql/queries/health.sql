@@ -7,10 +7,10 @@ SELECT ts, model_name, model_version, kind, message, source FROM _errors;
 -- Insert the registered Arrow batch `_beats`; a repeated (collector_id, ts) replaces the old one.
 INSERT OR REPLACE INTO collector_heartbeats (
     collector_id, ts, model_name, model_version, queue_depth, queue_capacity, dropped,
-    sink_failures, spooled, sent
+    sink_failures, spooled, sent, rejected, evicted
 )
 SELECT collector_id, ts, model_name, model_version, queue_depth, queue_capacity, dropped,
-       sink_failures, spooled, sent
+       sink_failures, spooled, sent, rejected, evicted
 FROM _beats;
 
 -- name: health_recent_errors
@@ -24,7 +24,7 @@ LIMIT $n;
 -- name: health_latest_heartbeats
 -- The latest heartbeat of each collector.
 SELECT collector_id, ts, model_name, model_version, queue_depth, queue_capacity, dropped,
-       sink_failures, spooled, sent
+       sink_failures, spooled, sent, rejected, evicted
 FROM collector_heartbeats
 QUALIFY row_number() OVER (PARTITION BY collector_id ORDER BY ts DESC) = 1
 ORDER BY collector_id;

@@ -27,7 +27,8 @@ SELECT model_name, model_version, dim FROM embedding_dims;
 
 -- name: record_embedding_dims
 -- Remember dimensions of model versions first seen in the registered batch `_dims`.
-INSERT OR IGNORE INTO embedding_dims SELECT model_name, model_version, dim FROM _dims;
+INSERT OR IGNORE INTO embedding_dims (model_name, model_version, dim, origin, set_at)
+SELECT model_name, model_version, dim, 'first_record', current_timestamp FROM _dims;
 
 -- name: read_window
 -- Prediction records of a model (optionally one version) in [start, end), oldest first,

@@ -75,7 +75,7 @@ SELECT model_name, model_version, count(*) AS n FROM predictions GROUP BY ALL OR
 -- name: server_collector_drops
 -- The latest heartbeat of each collector: cumulative drops, queue depth and capacity.
 SELECT collector_id, model_name, model_version, dropped, queue_depth, queue_capacity,
-       sink_failures, spooled, sent, epoch(ts) AS ts
+       sink_failures, spooled, sent, rejected, evicted, epoch(ts) AS ts
 FROM collector_heartbeats
 QUALIFY row_number() OVER (PARTITION BY collector_id ORDER BY ts DESC) = 1
 ORDER BY collector_id;

@@ -161,7 +161,9 @@ def test_errors_and_heartbeats_reach_the_store() -> None:
         errs = store.fetch_dicts("health_recent_errors", {"model_name": "m", "n": 10})
         assert [(e["kind"], e["source"]) for e in errs] == [("tokenizer", "web")]
         beat = store.fetch_dicts("health_latest_heartbeats")[0]
-        assert (beat["collector_id"], beat["model_name"], beat["sent"]) == ("c-1", "m", 6)
+        # sent counts what the sink took, not what it was handed; the refused one is rejected
+        assert (beat["collector_id"], beat["model_name"], beat["sent"]) == ("c-1", "m", 5)
+        assert (beat["rejected"], beat["evicted"]) == (1, 0)
         assert col.stats().errors_logged == 1
 
 

@@ -276,7 +276,7 @@ def test_sidecar_lifespan_starts_and_stops_the_real_scheduler(tmp_path: Path) ->
 
     from monitor.server import create_app
 
-    settings = settings_for(tmp_path, drift_interval_s=0.2)
+    settings = settings_for(tmp_path, drift_interval_s=0.2, token="t")  # a sidecar needs a token
     with Store(settings.db_path) as store:
         seed_reference(store)
         store.insert_predictions(make_records(300, seed=2, start=T0))

@@ -205,8 +205,8 @@ def test_caller_owned_store_stays_open(tmp_path: Path) -> None:
         assert store.count_predictions() == 1
 
 
-def test_open_without_token_when_none_is_set(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path, token=None), start_scheduler=False)
+def test_open_without_token_only_with_auth_off(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path, token=None, auth="off"), start_scheduler=False)
     with TestClient(app) as c:
         assert c.get("/metrics").status_code == 200
 

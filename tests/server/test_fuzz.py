@@ -1,10 +1,13 @@
-"""Fuzz the ingest endpoints: malformed input is always a 4xx with a message, never a 5xx,
-and nothing of a rejected batch is written."""
+"""Fuzz the app: malformed input is always a 4xx with a message, never a 5xx, and nothing of a
+rejected batch is written. ``test_openapi_fuzz_every_route`` sends 10,000 requests over every
+operation of the app's own OpenAPI schema (routes added later are covered automatically)."""
 
 from __future__ import annotations
 
 import json
 import random
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,11 @@ from collectors.schema import records_to_table, validate_table
 from monitor.api.records import fast_table
 from monitor.errors import SchemaError
 from monitor.server import create_app
-from tests.server.helpers import AUTH, record, settings_for
+from tests.server.fuzz_openapi import generate, operations, schedule
+from tests.server.helpers import AUTH, TOKEN, record, settings_for
+
+#: requests of the OpenAPI-driven fuzz test (issue 13: at least 10,000 over every route)
+N_REQUESTS = 10_000
 
 NASTY: list[Any] = [
     None, True, False, 0, -1, 2**31, 2**64, 1e308, -1e308, 1e-320, float("nan"), float("inf"),
@@ -133,3 +140,40 @@ def test_fast_path_accepts_exactly_what_the_record_validator_accepts() -> None:
         slow = _outcome(lambda r=records: records_to_table(r))
         assert _outcome(lambda t=table: validate_table(t)) == slow, case
     assert taken > 150  # the fast path is really exercised, on good and on bad values
+
+
+@pytest.mark.slow  # ~1-2 min on 2 cores: 10,000 in-process requests
+def test_openapi_fuzz_every_route(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, max_body_bytes=200_000, max_batch_records=50)
+    app = create_app(settings, start_scheduler=False, enrich=False)
+    (tmp_path / "reports").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "reports" / "index.html").write_text("<html>ok</html>", encoding="utf-8")
+    ops = operations(app)
+    keys = {op.key for op in ops}
+    assert {"POST /v1/predictions", "POST /v1/labels", "GET /metrics", "GET /healthz",
+            "GET /reports/{file_path}"} <= keys  # the enumeration sees the app's routes
+    rng = random.Random(20261201)
+    per_op: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    started = time.monotonic()
+    plan = schedule(ops, N_REQUESTS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for op in plan:
+            spec = generate(rng, op, TOKEN)
+            r = client.request(spec.method, spec.url, content=spec.content, headers=spec.headers)
+            per_op[op.key] += 1
+            statuses[r.status_code] += 1
+            if r.status_code >= 500 and len(failures) < 20:
+                failures.append(f"{spec.method} {spec.url[:200]} {(spec.content or b'')[:200]!r} -> "
+                                f"{r.status_code} {r.text[:300]}")
+    elapsed = time.monotonic() - started
+    assert not failures, "\n".join(failures)
+    assert sum(per_op.values()) == N_REQUESTS
+    assert min(per_op[op.key] for op in ops) >= 25  # every route; those with input share the most
+    assert min(per_op[op.key] for op in ops if op.has_input) >= N_REQUESTS // (2 * len(ops))
+    ok = sum(n for code, n in statuses.items() if code < 300)
+    client_errors = sum(n for code, n in statuses.items() if 400 <= code < 500)
+    assert ok > N_REQUESTS // 20 and client_errors > N_REQUESTS // 4, statuses  # both paths exercised
+    print(f"openapi fuzz: {N_REQUESTS} requests over {len(ops)} operations in {elapsed:.1f} s; "
+          f"statuses {dict(sorted(statuses.items()))}")
