@@ -47,7 +47,7 @@ def http_page() -> str:
     from monitor.server import create_app
     from monitor.settings import Settings
 
-    schema: dict[str, Any] = create_app(Settings(db_path=":memory:"), start_scheduler=False).openapi()
+    schema: dict[str, Any] = create_app(Settings(db_path=":memory:", auth="off"), start_scheduler=False).openapi()
     lines = ["# HTTP reference", "",
              "Generated from the sidecar's OpenAPI schema (`docs/gen_reference.py`). Every route but "
              "`/healthz` needs the bearer token when one is set.", "",
