@@ -205,6 +205,17 @@ class ServerMetrics:
         self.enrich_dropped = Counter("shiftwatch_enrich_tasks_dropped",
                                       "Enrichment tasks dropped on a full queue (the periodic sweep "
                                       "picks their records up)", registry=r)
+        self.cloudevents = Counter("shiftwatch_cloudevents_received",
+                                   "Inference-logger CloudEvents by half and outcome "
+                                   "(pending, joined, duplicate, rejected)", ["kind", "outcome"],
+                                   registry=r)
+        self.cloudevents_pending = Gauge("shiftwatch_cloudevents_pending",
+                                         "CloudEvent halves waiting for their other half", registry=r)
+        # (collected before the counter: a scrape's sweep is counted in the same scrape)
+        self.cloudevents_unmatched = Counter("shiftwatch_cloudevents_unmatched",
+                                             "CloudEvent halves evicted without their other half "
+                                             "(waited too long, or the buffer was full)", ["kind"],
+                                             registry=r)
         self._db = _StoreCollector(store)
         r.register(self._db)
 
