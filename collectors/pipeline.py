@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from collectors.collector import Collector
-from collectors.encoding import Pooling, pool_hidden, token_stats
+from collectors.encoding import Pooling, TokenStats, pool_hidden, token_stats
 
 __all__ = ["InstrumentedModel", "InstrumentedPipeline", "instrument_model", "instrument_pipeline"]
 
@@ -48,6 +48,8 @@ class _Forward:
     """What one forward pass of the model yielded."""
 
     embeddings: np.ndarray  # (b, d) float32
+    n_tokens: np.ndarray  # (b,) int32: attention-mask length of each input as the model saw it
+    n_unk: np.ndarray  # (b,) int32
     probs: np.ndarray | None = None  # (b, k) float32
     latency_ms: float = 0.0
 
@@ -60,6 +62,8 @@ class _Local(threading.local):
         self.forwards: list[_Forward] = []
         self.started = 0.0
         self.texts: list[str] | None = None  # instrument_model: the texts of the last tokenizer call
+        self.retokenize = True  # instrument_model: whether that call truncated (or may have)
+        self.max_length: int | None = None  # instrument_model: that call's max_length
 
 
 def _labels(model: Any) -> list[str]:
@@ -128,10 +132,15 @@ class _Tap:
             mask = kwargs.get("attention_mask")
             if mask is None:
                 mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+            ids = kwargs.get("input_ids", args[0] if args else None)
             with torch.no_grad():
                 pooled = pool_hidden(hidden, mask, self.pooling,
                                      pooler_output=getattr(output, "pooler_output", None), model=self.model)
-                self._local.forwards.append(_Forward(pooled.detach().float().cpu().numpy()))
+                n_tokens = mask.sum(1).to(torch.int32).cpu().numpy()
+                unk = getattr(self.tokenizer, "unk_token_id", None)
+                n_unk = (((ids == unk) & mask.bool()).sum(1).to(torch.int32).cpu().numpy()
+                         if ids is not None and unk is not None else np.zeros(len(n_tokens), np.int32))
+                self._local.forwards.append(_Forward(pooled.detach().float().cpu().numpy(), n_tokens, n_unk))
         except Exception:  # instrumentation must never break the model's call
             self.failures += 1
             log.exception("capturing the embedding failed")
@@ -152,14 +161,26 @@ class _Tap:
             if self._always:
                 self._local.forwards = []
                 texts, self._local.texts = self._local.texts, None
-                self._log(texts if texts is not None and len(texts) == len(fwd.probs) else None, [fwd])
+                retokenize, self._local.retokenize = self._local.retokenize, True
+                limit, self._local.max_length = self._local.max_length, None
+                self._log(texts if texts is not None and len(texts) == len(fwd.probs) else None, [fwd],
+                          retokenize=retokenize, max_length=limit)
         except Exception:
             self.failures += 1
             log.exception("capturing the logits failed")
 
     # -- records ------------------------------------------------------------------------
-    def _log(self, texts: Sequence[str] | None, forwards: list[_Forward]) -> None:
-        """One record per input of ``forwards`` (``texts`` in the same order, or None)."""
+    def _log(self, texts: Sequence[str] | None, forwards: list[_Forward], *, retokenize: bool,
+             max_length: int | None = None) -> None:
+        """One record per input of ``forwards`` (``texts`` in the same order, or None).
+
+        Token counts are the model's own input lengths when the texts were tokenized without
+        truncation (the pipeline's default), so the texts are not tokenized a second time;
+        with ``retokenize`` (the caller asked for truncation) they are counted again before
+        truncation by :func:`~collectors.encoding.token_stats`. ``max_length``: the call's own
+        truncation length, when it named one.
+        """
+        limit = int(max_length or self.max_length)
         probs = np.concatenate([f.probs for f in forwards if f.probs is not None]).astype(np.float32)
         embs = np.concatenate([f.embeddings for f in forwards]).astype(np.float32)
         lat = np.concatenate([np.full(len(f.embeddings), f.latency_ms / max(len(f.embeddings), 1))
@@ -168,7 +189,14 @@ class _Tap:
         if len(embs) != n or (texts is not None and len(texts) != n):
             raise RuntimeError(f"{len(embs)} embeddings, {n} outputs, "
                                f"{'?' if texts is None else len(texts)} texts")
-        stats = token_stats(self.tokenizer, list(texts), self.max_length) if texts is not None else None
+        stats = None
+        if texts is not None and retokenize:
+            stats = token_stats(self.tokenizer, list(texts), limit)
+        elif texts is not None:
+            n_tok = np.concatenate([f.n_tokens for f in forwards])
+            n_chars = np.fromiter((len(t) for t in texts), dtype=np.int32, count=len(texts))
+            stats = TokenStats(n_tok, np.concatenate([f.n_unk for f in forwards]), n_tok > limit,
+                               n_chars)
         when = datetime.now(UTC)
         top = probs.argmax(axis=1)
         for i in range(n):
@@ -226,11 +254,19 @@ class InstrumentedPipeline:
         finally:
             local.capturing, local.forwards = False, []
         try:
-            self._tap._log(texts, forwards)
+            limit = kwargs.get("max_length") or (kwargs.get("tokenizer_kwargs") or {}).get("max_length")
+            self._tap._log(texts, forwards, retokenize=self._truncates(kwargs),
+                           max_length=limit if isinstance(limit, int) else None)
         except Exception:
             self._tap.failures += 1
             log.exception("logging a pipeline call failed")
         return result
+
+    def _truncates(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this call's tokenization may truncate (then token counts are redone)."""
+        params = {**getattr(self.pipeline, "_preprocess_params", {}), **kwargs}
+        tokenizer_kwargs = params.get("tokenizer_kwargs") or {}
+        return bool(params.get("truncation") or tokenizer_kwargs.get("truncation"))
 
     def close(self) -> None:
         """Remove the model hooks (the pipeline keeps working, unlogged)."""
@@ -249,7 +285,11 @@ class _TokenizerProxy:
         self._tap = tap
 
     def __call__(self, text: Any = None, *args: Any, **kwargs: Any) -> Any:
-        self._tap._local.texts = _texts_of(text) if not args and "text_pair" not in kwargs else None
+        local = self._tap._local
+        local.texts = _texts_of(text) if not args and "text_pair" not in kwargs else None
+        local.retokenize = bool(kwargs.get("truncation", False)) or "max_length" in kwargs
+        limit = kwargs.get("max_length")
+        local.max_length = limit if isinstance(limit, int) else None
         return self._tokenizer(text, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:

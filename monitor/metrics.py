@@ -63,6 +63,7 @@ class _StoreCollector(Collector):
         yield from self._ops(store)
         yield from self._collectors(store)
         yield from self._health(store)
+        yield from self._serving(store)
         failures = CounterMetricFamily("shiftwatch_metrics_scrape_errors",
                                        "DB-backed metric queries that failed at scrape time")
         failures.add_metric([], float(self.failures))
@@ -169,6 +170,34 @@ class _StoreCollector(Collector):
             if r["error_rate"] is not None:
                 error_rate.add_metric(key, float(r["error_rate"]))
         yield from (latency, throughput, error_rate)
+
+
+    def _serving(self, store: Store) -> Iterator[Metric]:
+        """Enrichment lag, retrain state and the active versions (dashboards, alert rules)."""
+        labels = ["model", "version"]
+        backlog = GaugeMetricFamily("shiftwatch_enrich_backlog_records",
+                                    "Text-only records waiting for enrichment", labels=labels)
+        lag = GaugeMetricFamily("shiftwatch_enrich_lag_seconds",
+                                "Age of the oldest record waiting for enrichment", labels=labels)
+        for r in self._rows(store, "server_enrich_backlog"):
+            key = [r["model_name"], r["model_version"]]
+            backlog.add_metric(key, float(r["n"]))
+            if r["oldest_s"] is not None:
+                lag.add_metric(key, max(float(r["oldest_s"]), 0.0))
+        retrains = GaugeMetricFamily("shiftwatch_retrain_runs", "Retrain runs per model and status",
+                                     labels=["model", "status"])
+        retrain_last = GaugeMetricFamily("shiftwatch_retrain_last_timestamp_seconds",
+                                         "Latest start or finish of a retrain run per model and status",
+                                         labels=["model", "status"])
+        for r in self._rows(store, "server_retrain_states"):
+            retrains.add_metric([r["model_name"], r["status"]], float(r["n"]))
+            if r["last_at"] is not None:
+                retrain_last.add_metric([r["model_name"], r["status"]], float(r["last_at"]))
+        active = GaugeMetricFamily("shiftwatch_model_active_version_info",
+                                   "1 for the active version of each registered model", labels=labels)
+        for r in self._rows(store, "server_active_versions"):
+            active.add_metric([r["model_name"], r["version"]], 1.0)
+        yield from (backlog, lag, retrains, retrain_last, active)
 
 
 class ServerMetrics:

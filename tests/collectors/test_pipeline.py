@@ -102,12 +102,16 @@ def test_plain_model_and_tokenizer_pair(tiny_dir: Path, tmp_path: Path) -> None:
     with torch.inference_mode():
         got = pair.model(**pair.tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
         pair.model(**tokenizer(TEXTS[:2], padding=True, return_tensors="pt"))  # tokenized elsewhere
+        # truncated by the caller: the counts are of the text before truncation
+        pair.model(**pair.tokenizer([TEXTS[2]], truncation=True, max_length=8, return_tensors="pt"))
     torch.testing.assert_close(got, want)
     col.close()
     rows = store.read_window("tiny").to_pylist()
-    assert len(rows) == len(TEXTS) + 2 and pair.failures == 0
+    assert len(rows) == len(TEXTS) + 3 and pair.failures == 0
     with_text = [r for r in rows if r["text_sha256"] is not None]
-    assert len(with_text) == len(TEXTS) and all(r["n_tokens"] is not None for r in with_text)
+    assert len(with_text) == len(TEXTS) + 1
+    counts = sorted((r["n_tokens"], r["truncated"]) for r in with_text)
+    assert counts == [(4, False), (5, False), (6, False), (32, False), (32, True)]
     assert sum(r["n_tokens"] is None and r["embedding"] is not None for r in rows) == 2
     pair.close()
     store.close()
