@@ -67,7 +67,9 @@ def main() -> None:
             start = (i * args.batch) % max(len(texts) - args.batch, 1)
             chunk = texts[start:start + args.batch]
             inputs: object = chunk[0] if args.batch == 1 else chunk
-            order = (("bare", bare), ("wrapped", wrapped)) if i % 2 == 0 else (("wrapped", wrapped), ("bare", bare))
+            order = [("bare", bare), ("wrapped", wrapped)]
+            if i % 2:
+                order.reverse()
             outs = {}
             for name, fn in order:
                 t0 = time.perf_counter()

@@ -22,7 +22,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["EncodedBatch", "Pooling", "TextEncoder", "TokenStats", "minilm_path", "pool_hidden", "token_stats"]
+__all__ = ["EncodedBatch", "Pooling", "TextEncoder", "TokenStats", "minilm_path", "pool_hidden",
+           "token_stats"]
 
 Pooling = Literal["mean", "cls", "pooler"]
 

@@ -42,9 +42,9 @@ __all__ = [
     "Join",
     "Output",
     "PairBuffer",
+    "pair_records",
     "parse_binary",
     "parse_structured",
-    "pair_records",
     "request_texts",
     "response_outputs",
 ]
@@ -377,9 +377,9 @@ class PairBuffer:
 
     A half waits at most ``wait_s`` seconds, and at most ``max_pending`` halves wait at once
     (the oldest go first); every half dropped without its partner is counted in
-    :attr:`unmatched` by kind and reported to ``on_unmatched(kind)``. The ids of the last ``remember`` joined pairs are kept so that a
-    re-sent event is answered as a duplicate instead of waiting for a partner that already
-    came. Thread-safe.
+    :attr:`unmatched` by kind and reported to ``on_unmatched(kind)``. The ids of the last
+    ``remember`` joined pairs are kept so that a re-sent event is answered as a duplicate
+    instead of waiting for a partner that already came. Thread-safe.
     """
 
     def __init__(self, *, wait_s: float = 60.0, max_pending: int = 10_000, remember: int = 100_000,

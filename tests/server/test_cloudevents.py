@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from monitor.drift.references import create_reference
+from monitor.cloudevents import PairBuffer
 from monitor.drift.runs import check_window
 from monitor.registry import Preprocessing, Registry
 from monitor.server import create_app
@@ -127,8 +128,9 @@ def test_kserve_and_seldon_events_are_joined_stored_enriched_and_checked(sidecar
 
     # a stream of pairs, then: all enriched, and a drift check runs on them
     for i in range(40):
-        assert post("/v1/cloudevents", **_binary(f"r-{i}", RESP, {"predictions": _probs(i, 3)})).status_code == 202
-        assert post("/v1/cloudevents", **_binary(f"r-{i}", REQ, {"instances": _texts(i, 3)})).status_code == 202
+        resp = post("/v1/cloudevents", **_binary(f"r-{i}", RESP, {"predictions": _probs(i, 3)}))
+        req = post("/v1/cloudevents", **_binary(f"r-{i}", REQ, {"instances": _texts(i, 3)}))
+        assert (resp.status_code, req.status_code) == (202, 202)
     assert store.count_predictions() == 124
     _wait_enriched(store, 124)
     window = store.read_window("tiny")
@@ -160,8 +162,8 @@ def test_a_half_that_never_comes_is_counted_and_evicted(sidecar: Any) -> None:
     from monitor.api.cloudevents import buffer_of
 
     c.post("/v1/cloudevents", **_binary("lonely", REQ, {"instances": ["good"]}))
-    buffer = c.app.state.cloudevents_buffer  # type: ignore[attr-defined]
-    assert buffer is not None and buffer_of is not None
+    buffer = c.app.state.cloudevents_buffer
+    assert isinstance(buffer, PairBuffer) and buffer_of is not None
     buffer.wait_s = 1e-9  # the next scrape sweeps it
     metrics = c.get("/metrics", headers=AUTH).text
     assert 'shiftwatch_cloudevents_unmatched_total{kind="request"} 1.0' in metrics

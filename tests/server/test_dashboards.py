@@ -118,8 +118,9 @@ def test_dashboard_panels_use_only_exported_metrics(exported: set[str]) -> None:
         used |= names
     # the list: drift p-values and verdicts, alerts, ingest and rejections, enrichment lag,
     # retrain state
-    for needed in ("shiftwatch_drift_p_value", "shiftwatch_drift_signal_drifted", "shiftwatch_alerts_fired_total",
-                   "shiftwatch_records_ingested_total", "shiftwatch_records_rejected_total",
+    for needed in ("shiftwatch_drift_p_value", "shiftwatch_drift_signal_drifted",
+                   "shiftwatch_alerts_fired_total", "shiftwatch_records_ingested_total",
+                   "shiftwatch_records_rejected_total",
                    "shiftwatch_enrich_lag_seconds", "shiftwatch_retrain_runs"):
         assert needed in used
 
@@ -130,7 +131,7 @@ def test_dashboard_is_importable_json() -> None:
     assert len(ids) == len(set(ids)) and dash["uid"] == "shiftwatch"
     for p in dash["panels"]:
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24
 
 
 def _rules() -> list[dict[str, Any]]:

@@ -63,7 +63,8 @@ def test_kserve_sidecar_references_resolve() -> None:
     assert token["valueFrom"]["secretKeyRef"]["name"] == objs["Secret"]["metadata"]["name"]
     assert token["valueFrom"]["secretKeyRef"]["key"] in objs["Secret"]["stringData"]
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == objs["PersistentVolumeClaim"]["metadata"]["name"]
+    claim = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    assert claim == objs["PersistentVolumeClaim"]["metadata"]["name"]
     assert volumes["config"]["configMap"]["name"] == objs["ConfigMap"]["metadata"]["name"]
     config = yaml.safe_load(objs["ConfigMap"]["data"]["sidecar.yaml"])
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
