@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from monitor.drift.references import create_reference
 from monitor.cloudevents import PairBuffer
+from monitor.drift.references import create_reference
 from monitor.drift.runs import check_window
 from monitor.registry import Preprocessing, Registry
 from monitor.server import create_app
