@@ -68,7 +68,8 @@ def _error(exc: EventError) -> ApiError:
                     [RecordError(0, exc.field, exc.message)])
 
 
-def _version(state: AppState, model: str, version: str | None) -> tuple[str, tuple[str, ...]]:
+def _version(state: AppState, model: str, version: str | None, *,
+             model_field: str) -> tuple[str, tuple[str, ...]]:
     from monitor.registry import Registry  # lazy: the registry module pulls the artifact helpers
 
     registry = Registry(state.open_store(), state.settings.registry_dir)
@@ -77,7 +78,7 @@ def _version(state: AppState, model: str, version: str | None) -> tuple[str, tup
     except RegistryError as exc:
         raise EventError("version", str(exc)) from exc
     if mv is None:
-        raise EventError("ce-inferenceservicename",
+        raise EventError(model_field,
                          f"model {model!r} has no active version in the registry; register one "
                          "or pass ?model=&version=")
     return mv.version, mv.preprocessing.labels
@@ -102,7 +103,8 @@ def handle_event(state: AppState, buffer: PairBuffer, headers: dict[str, str], b
         model_name = model or event.service
         if not model_name:
             raise EventError("ce-inferenceservicename", "missing; send it or pass ?model=")
-        model_version, labels = _version(state, model_name, version)
+        model_version, labels = _version(state, model_name, version,
+                                         model_field="model" if model else "ce-inferenceservicename")
         half = (Half(event, texts=request_texts(event.data)) if event.kind == "request"
                 else Half(event, outputs=response_outputs(event.data, labels)))
         join = buffer.offer(f"{model_name}\x00{model_version}", half)

@@ -112,6 +112,8 @@ def test_kserve_and_seldon_events_are_joined_stored_enriched_and_checked(sidecar
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.predictions[0]"
     r = post("/v1/cloudevents", **_binary("x-3", REQ, {"instances": ["a"]}, service="nope"))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ce-inferenceservicename"
+    r = post("/v1/cloudevents?model=nope", **_binary("x-3", REQ, {"instances": ["a"]}))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "model"
     r = post("/v1/cloudevents", content=b"{not json", headers=_binary("x-4", REQ, {})["headers"])
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "data"
     assert store.count_predictions() == 4
