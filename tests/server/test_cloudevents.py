@@ -145,7 +145,7 @@ def test_kserve_and_seldon_events_are_joined_stored_enriched_and_checked(sidecar
 
     metrics = c.get("/metrics", headers=AUTH).text
     assert 'shiftwatch_cloudevents_received_total{kind="response",outcome="duplicate"} 1.0' in metrics
-    assert 'shiftwatch_cloudevents_received_total{kind="request",outcome="rejected"} 1.0' in metrics
+    assert 'shiftwatch_cloudevents_received_total{kind="request",outcome="rejected"} 2.0' in metrics
     assert "shiftwatch_cloudevents_pending 0.0" in metrics
 
 
