@@ -24,7 +24,6 @@ Every problem raises :class:`EventError` naming the attribute or data field.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import threading
 import time
@@ -33,6 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import pydantic_core
 
 from monitor.errors import ShiftwatchError
 
@@ -153,10 +154,12 @@ def _json_data(body: bytes, field_name: str) -> Any:
     if not body.strip():
         raise EventError(field_name, "the event carries no data")
     try:
-        return json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventError(field_name, f"not valid UTF-8 (byte {exc.start})", status=400) from exc
-    except ValueError as exc:
+    try:  # pydantic-core's parser bounds nesting depth (json.loads would hit RecursionError)
+        return pydantic_core.from_json(text, allow_inf_nan=False)
+    except ValueError as exc:  # syntax, NaN/Infinity, lone surrogate escapes, nesting depth
         raise EventError(field_name, f"not valid JSON: {str(exc)[:200]}", status=400) from exc
 
 

@@ -149,6 +149,28 @@ def test_kserve_and_seldon_events_are_joined_stored_enriched_and_checked(sidecar
     assert "shiftwatch_cloudevents_pending 0.0" in metrics
 
 
+@pytest.mark.parametrize("body", [
+    b"\xff\xfe", b"[" * 5000 + b"]" * 5000, b'{"instances": ["\\ud800"]}', b'{"instances": [NaN]}',
+    b'{"instances": ["' + b"x" * 10 + b'"]' + b"9" * 5000, b"null", b'"text"', b'{"instances": {"a": 1}}',
+    b'{"inputs": [{"datatype": "BYTES", "data": [[[]]]}]}', b'{"instances": [' + b"1," * 1000 + b"1]}",
+])
+def test_hostile_bodies_get_4xx_never_500_and_nothing_kept(sidecar: Any, body: bytes) -> None:
+    c, store = sidecar
+    for mode in ("binary", "structured"):
+        if mode == "binary":
+            event = _binary("h-1", REQ, None)
+            event["content"] = body
+        else:
+            doc = b'{"specversion": "1.0", "id": "h-1", "type": "%s", "source": "s", ' \
+                  b'"inferenceservicename": "tiny", "data": ' % REQ.encode() + body + b"}"
+            event = {"content": doc, "headers": {"content-type": "application/cloudevents+json", **AUTH}}
+        r = c.post("/v1/cloudevents", **event)
+        assert 400 <= r.status_code < 500, (mode, r.status_code, r.text)
+        assert r.json()["detail"]
+    assert len(c.app.state.cloudevents_buffer) == 0  # no half of a bad event waits
+    assert store.count_predictions() == 0
+
+
 def test_token_may_come_as_a_query_parameter_on_this_route_only(sidecar: Any) -> None:
     c, _ = sidecar
     event = _binary("q-1", REQ, {"instances": ["good"]})
