@@ -156,8 +156,12 @@ def test_rules_use_only_exported_metrics_and_are_well_formed(exported: set[str])
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian: prometheus)")
-def test_rules_pass_promtool() -> None:
+def test_rules_pass_promtool_check_and_unit_tests() -> None:
     out = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(_rules())} rules found" in out.stdout
+    # examples/prometheus/rules_test.yml: series in, alerts (labels, annotations) out
+    out = subprocess.run(["promtool", "test", "rules", str(RULES.with_name("rules_test.yml"))],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
