@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collectors.collector import Collector, CollectorStats
 from collectors.instrument import InstrumentedClassifier, Prediction
+from collectors.pipeline import InstrumentedModel, InstrumentedPipeline, instrument_model, instrument_pipeline
 from collectors.sinks import BatchRejected, DuckDBSink, HttpSink, ParquetSink, Sink, SinkUnavailable
 
 __all__ = [
@@ -19,8 +20,12 @@ __all__ = [
     "DuckDBSink",
     "HttpSink",
     "InstrumentedClassifier",
+    "InstrumentedModel",
+    "InstrumentedPipeline",
     "ParquetSink",
     "Prediction",
     "Sink",
     "SinkUnavailable",
+    "instrument_model",
+    "instrument_pipeline",
 ]

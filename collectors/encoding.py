@@ -22,7 +22,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["EncodedBatch", "Pooling", "TextEncoder", "TokenStats", "minilm_path", "token_stats"]
+__all__ = ["EncodedBatch", "Pooling", "TextEncoder", "TokenStats", "minilm_path", "pool_hidden",
+           "token_stats"]
 
 Pooling = Literal["mean", "cls", "pooler"]
 
@@ -66,6 +67,36 @@ def token_stats(tokenizer: Any, texts: Sequence[str], max_length: int) -> TokenS
                         count=len(ids))
     n_chars = np.fromiter((len(t) for t in texts), dtype=np.int32, count=len(texts))
     return TokenStats(n_tokens, n_unk, n_tokens > max_length, n_chars)
+
+
+def pool_hidden(
+    hidden: torch.Tensor,
+    mask: torch.Tensor,
+    pooling: Pooling,
+    *,
+    pooler_output: torch.Tensor | None = None,
+    model: Any = None,
+) -> torch.Tensor:
+    """The sentence embedding of a batch from its last hidden layer ``(n, t, d)``.
+
+    ``mean``: attention-masked mean; ``cls``: the first token; ``pooler``: ``pooler_output``
+    when the forward pass returned it, else ``model``'s encoder pooler applied to ``hidden``
+    (a ...ForSequenceClassification returns none), else ``cls``. Every embedding in shiftwatch
+    is pooled here.
+    """
+    if pooling == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled: torch.Tensor = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return pooled
+    if pooling == "pooler":
+        if pooler_output is not None:
+            return pooler_output
+        head = getattr(getattr(model, "base_model", None), "pooler", None)
+        if head is not None:
+            pooled_out: torch.Tensor = head(hidden)
+            return pooled_out
+    cls_state: torch.Tensor = hidden[:, 0]
+    return cls_state
 
 
 class TextEncoder:
@@ -120,21 +151,8 @@ class TextEncoder:
 
     def _pool(self, out: Any, mask: torch.Tensor) -> torch.Tensor:
         hidden = out.hidden_states[-1] if getattr(out, "hidden_states", None) else out.last_hidden_state
-        if self.pooling == "mean":
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled: torch.Tensor = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-            return pooled
-        if self.pooling == "pooler":
-            if getattr(out, "pooler_output", None) is not None:
-                pooler: torch.Tensor = out.pooler_output
-                return pooler
-            # a ...ForSequenceClassification returns no pooler_output: apply its encoder's pooler
-            head = getattr(getattr(self.model, "base_model", None), "pooler", None)
-            if head is not None:
-                pooled_out: torch.Tensor = head(hidden)
-                return pooled_out
-        cls_state: torch.Tensor = hidden[:, 0]
-        return cls_state
+        return pool_hidden(hidden, mask, self.pooling, pooler_output=getattr(out, "pooler_output", None),
+                           model=self.model)
 
     def encode(self, texts: Sequence[str]) -> EncodedBatch:
         """Tokenizer stats, embeddings and (for classifiers) probabilities for ``texts``."""

@@ -132,7 +132,7 @@ class _StoreCollector(Collector):
         if store is None:
             return
         self.cap.start_scrape()
-        for gen in (self._drift, self._ops, self._collectors, self._health):
+        for gen in (self._drift, self._ops, self._collectors, self._health, self._serving):
             for metric in gen(store):
                 yield _merge(metric)
         failures = CounterMetricFamily("shiftwatch_metrics_scrape_errors",
@@ -257,6 +257,34 @@ class _StoreCollector(Collector):
         yield from (latency, throughput, error_rate)
 
 
+    def _serving(self, store: Store) -> Iterator[Metric]:
+        """Enrichment lag, retrain state and the active versions (dashboards, alert rules)."""
+        labels = ["model", "version"]
+        backlog = GaugeMetricFamily("shiftwatch_enrich_backlog_records",
+                                    "Text-only records waiting for enrichment", labels=labels)
+        lag = GaugeMetricFamily("shiftwatch_enrich_lag_seconds",
+                                "Age of the oldest record waiting for enrichment", labels=labels)
+        for r in self._rows(store, "server_enrich_backlog"):
+            key = [self._m(r["model_name"]), self._v(r["model_version"])]
+            backlog.add_metric(key, float(r["n"]))
+            if r["oldest_s"] is not None:
+                lag.add_metric(key, max(float(r["oldest_s"]), 0.0))
+        retrains = GaugeMetricFamily("shiftwatch_retrain_runs", "Retrain runs per model and status",
+                                     labels=["model", "status"])
+        retrain_last = GaugeMetricFamily("shiftwatch_retrain_last_timestamp_seconds",
+                                         "Latest start or finish of a retrain run per model and status",
+                                         labels=["model", "status"])
+        for r in self._rows(store, "server_retrain_states"):
+            retrains.add_metric([self._m(r["model_name"]), r["status"]], float(r["n"]))
+            if r["last_at"] is not None:
+                retrain_last.add_metric([self._m(r["model_name"]), r["status"]], float(r["last_at"]))
+        active = GaugeMetricFamily("shiftwatch_model_active_version_info",
+                                   "1 for the active version of each registered model", labels=labels)
+        for r in self._rows(store, "server_active_versions"):
+            active.add_metric([self._m(r["model_name"]), self._v(r["version"])], 1.0)
+        yield from (backlog, lag, retrains, retrain_last, active)
+
+
 class ServerMetrics:
     """The metrics of one app: process counters plus the DB-backed collector.
 
@@ -292,6 +320,17 @@ class ServerMetrics:
         self.enrich_dropped = Counter("shiftwatch_enrich_tasks_dropped",
                                       "Enrichment tasks dropped on a full queue (the periodic sweep "
                                       "picks their records up)", registry=r)
+        self.cloudevents = Counter("shiftwatch_cloudevents_received",
+                                   "Inference-logger CloudEvents by half and outcome "
+                                   "(pending, joined, duplicate, rejected)", ["kind", "outcome"],
+                                   registry=r)
+        self.cloudevents_pending = Gauge("shiftwatch_cloudevents_pending",
+                                         "CloudEvent halves waiting for their other half", registry=r)
+        # (collected before the counter: a scrape's sweep is counted in the same scrape)
+        self.cloudevents_unmatched = Counter("shiftwatch_cloudevents_unmatched",
+                                             "CloudEvent halves evicted without their other half "
+                                             "(waited too long, or the buffer was full)", ["kind"],
+                                             registry=r)
         self.label_cap = LabelCap(max_values=max_label_values, max_chars=max_label_chars)
         self._db = _StoreCollector(store, self.label_cap)
         r.register(self._db)

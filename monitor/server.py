@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
-from monitor.api import drift, embedding_dims, health, labels, metrics, predictions, telemetry
+from monitor.api import cloudevents, drift, embedding_dims, health, labels, metrics, predictions, telemetry
 from monitor.api.auth import BearerAuth
 from monitor.api.errors import ApiError, api_error_handler
 from monitor.api.reports import reports_app
@@ -134,7 +134,7 @@ def create_app(
     app.state.shiftwatch = state
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (predictions, labels, telemetry, drift, embedding_dims, metrics, health):
+    for module in (predictions, labels, telemetry, drift, embedding_dims, metrics, health, cloudevents):
         app.include_router(module.router)
     app.mount("/reports", reports_app(settings.reports_dir), name="reports")
     app.add_middleware(BearerAuth, token=token, metrics=state.metrics)

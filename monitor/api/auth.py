@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,7 +14,10 @@ from monitor.metrics import ServerMetrics
 __all__ = ["BearerAuth", "route_label"]
 
 _ROUTES = ("/v1/predictions", "/v1/labels", "/v1/errors", "/v1/heartbeat", "/v1/drift", "/v1/health",
-           "/metrics", "/healthz", "/reports")
+           "/metrics", "/healthz", "/reports", "/v1/cloudevents")
+#: paths that also take the token as the ``token`` query parameter: payload loggers (KServe's
+#: agent, Seldon's executor) cannot send an Authorization header, only a URL
+_QUERY_TOKEN_PATHS = ("/v1/cloudevents",)
 
 
 def route_label(path: str) -> str:
@@ -64,6 +68,12 @@ class BearerAuth:
             if name == b"authorization":
                 header = value
                 break
+        if not header and scope["path"] in _QUERY_TOKEN_PATHS:
+            for part in scope.get("query_string", b"").split(b"&"):
+                name, _, value = part.partition(b"=")
+                if name == b"token":
+                    header = b"Bearer " + unquote_to_bytes(value)
+                    break
         scheme, _, credentials = header.partition(b" ")
         # compare even on a wrong scheme, so timing does not tell the two failures apart
         ok = hmac.compare_digest(credentials.strip(), self._token)
