@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     retention_days: float = Field(30.0, gt=0)
     dry_run: bool = Field(False, description="decide and record actions, but do not perform them")
     webhook_url: str | None = Field(None, description="notify action URL when the policy gives none")
+    url: str | None = Field(None, description="the running sidecar the CLI talks to (SHIFTWATCH_URL); "
+                                              "default: the discovery file beside db_path")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -13,7 +13,9 @@ from monitor.metrics import ServerMetrics
 __all__ = ["BearerAuth", "route_label"]
 
 _ROUTES = ("/v1/predictions", "/v1/labels", "/v1/errors", "/v1/heartbeat", "/v1/drift", "/v1/health",
-           "/metrics", "/healthz", "/reports")
+           "/metrics", "/healthz", "/reports",
+           "/v1/models", "/v1/references", "/v1/review", "/v1/retrains", "/v1/ingest", "/v1/exports",
+           "/v1/reports", "/v1/checks")
 
 
 def route_label(path: str) -> str:
