@@ -67,7 +67,8 @@ def test_background_retrain_reports_progress_from_the_trainer_and_records_the_ou
     assert jobs.runs("m")[0]["run_id"] == started.run_id
     text = _scrape(jobs)
     assert f'shiftwatch_retrain_progress{{model="m",run_id="{started.run_id}"}} 1.0' in text
-    assert f'shiftwatch_retrain_state{{model="m",run_id="{started.run_id}",state="{run["state"]}"}} 1.0' in text
+    state = run["state"]
+    assert f'shiftwatch_retrain_state{{model="m",run_id="{started.run_id}",state="{state}"}} 1.0' in text
     store.close()
 
 
@@ -114,7 +115,7 @@ def test_a_cancelled_background_run_and_one_retrain_per_model(tmp_path: Path) ->
 
 def test_a_run_refused_for_too_few_labels_is_started_again_once_they_arrive(tmp_path: Path) -> None:
     store, settings, _ = _setup(tmp_path, n_labelled=60)
-    with pytest.raises(InsufficientLabels, match="needs at least 100 .* found 60") as info:
+    with pytest.raises(InsufficientLabels, match=r"needs at least 100 .* found 60") as info:
         retrain(store, settings, "m", reason="drift alert", config=_config(max_steps=6))
     assert (info.value.needed, info.value.found) == (100, 60)
     jobs = RetrainJobs(store, settings)
@@ -145,7 +146,8 @@ def test_dry_run_states_steps_phases_and_an_estimate_from_a_measured_or_the_last
     plan = out.metrics["plan"]
     assert plan["total_steps"] == 40 == sum(plan["steps_per_phase"])
     assert plan["phases"] == len(plan["steps_per_phase"]) >= 2
-    assert plan["seconds_per_step"] > 0 and plan["estimated_s"] == pytest.approx(40 * plan["seconds_per_step"])
+    assert plan["seconds_per_step"] > 0
+    assert plan["estimated_s"] == pytest.approx(40 * plan["seconds_per_step"])
     assert plan["step_time_source"].startswith("2 timed training steps")
     assert "40 steps" in out.reasons[0] and "estimated training time" in out.reasons[1]
     trained = retrain(store, settings, "m", reason="real", config=_config(max_steps=6))
