@@ -49,10 +49,11 @@ def _files(tmp: Path) -> dict[str, Path]:
 def _serve(db: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
     code = "import sys; from monitor.cli import main; sys.argv[0] = 'shiftwatch'; main()"
     env = dict(os.environ)
+    # the records are dated 2026-01-01: a long retention keeps the retention job off them
     env.update(SHIFTWATCH_TOKEN=TOKEN, SHIFTWATCH_REPORTS_DIR=str(tmp / "reports"),
                SHIFTWATCH_REGISTRY_DIR=str(tmp / "models"), SHIFTWATCH_SPOOL_DIR=str(tmp / "spool"),
                SHIFTWATCH_DRIFT_INTERVAL_S=str(INTERVAL_S), HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", SHIFTWATCH_RETENTION_DAYS="36500")  # the records are dated 2026-01-01: keep them
+               TOKENIZERS_PARALLELISM="false", SHIFTWATCH_RETENTION_DAYS="36500")
     return subprocess.Popen([sys.executable, "-c", code, "serve", "--db", str(db), "--port", str(port),
                              "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
