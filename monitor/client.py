@@ -38,15 +38,15 @@ class SidecarClient:
     """Calls the sidecar at ``url`` (bearer ``token`` when set)."""
 
     def __init__(self, url: str, *, token: str | None = None, timeout_s: float = 600.0,
-                 http: httpx.Client | None = None) -> None:
-        """``http``: an existing client to send through (e.g. a Starlette ``TestClient``); the
-        token header is added to it."""
+                 http: Any = None) -> None:
+        """``http``: an existing ``httpx.Client``-like object to send through (e.g. Starlette's
+        ``TestClient``); the token header is added to it."""
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if http is None:
             http = httpx.Client(base_url=self.url, timeout=timeout_s)
         http.headers.update(headers)
-        self._http = http
+        self._http: httpx.Client = http
 
     def close(self) -> None:
         """Close the connection pool."""

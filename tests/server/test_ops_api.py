@@ -109,14 +109,14 @@ def test_retrain_routes_start_follow_refuse_a_second_and_cancel(
     prod = sentences(300, seed=2, domain="food")
     c.post("/v1/labels", headers=AUTH, json={"labels": [{"event_id": f"e-{i:08d}", "label": prod.labels[i]}
                                                         for i in range(300)]})
-    config = {"use_worker": False, "min_labelled": 100,
-              "train": {"max_steps": 8, "lr": 1e-2, "eval_every": 4}}
+    train: dict[str, Any] = {"max_steps": 8, "lr": 1e-2, "eval_every": 4}
+    config: dict[str, Any] = {"use_worker": False, "min_labelled": 100, "train": train}
     dry = c.post("/v1/retrains", headers=AUTH, json={"model": "m", "dry_run": True, "config": config})
     assert dry.status_code == 200 and dry.json()["decision"] == "dry_run"
     assert dry.json()["metrics"]["plan"]["total_steps"] == 8
 
     started = c.post("/v1/retrains", headers=AUTH, json={"model": "m", "config": {
-        **config, "train": {**config["train"], "max_steps": 400}}})
+        **config, "train": {**train, "max_steps": 400}}})
     assert started.status_code == 202
     run_id = started.json()["run_id"]
     busy = c.post("/v1/retrains", headers=AUTH, json={"model": "m", "config": config})
@@ -152,7 +152,7 @@ def test_local_and_sidecar_backends_give_the_same_answers(tmp_path: Path) -> Non
     settings = settings_for(tmp_path / "remote")
     with TestClient(create_app(settings, start_scheduler=False, enrich=False)) as tc:
         remote = SidecarBackend(settings, SidecarClient("http://testserver", token=TOKEN, http=tc))
-        answers = []
+        answers: list[Any] = []
         for backend in (local, remote):
             backend.call("models_register", directory=str(w["model"]), name="m", labels=["neg", "pos"],
                          activate=True)
