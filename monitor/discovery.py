@@ -11,7 +11,7 @@ on a clean shutdown. :func:`find_sidecar` answers the sidecar to talk to:
 3. else ``None``: no sidecar, the CLI opens the file itself.
 
 The token is never written to the file; it comes from ``settings.token``
-(``SHIFTWATCH_TOKEN``).
+(``SHIFTWATCH_TOKEN``) or a token file (``SHIFTWATCH_TOKEN_FILE``), see :func:`client_token`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from monitor.client import SidecarClient
     from monitor.settings import Settings
 
-__all__ = ["discovery_path", "find_sidecar", "read_discovery", "remove_discovery", "write_discovery"]
+__all__ = ["client_token", "discovery_path", "find_sidecar", "read_discovery", "remove_discovery",
+           "write_discovery"]
 
 
 def discovery_path(db_path: str | Path) -> Path:
@@ -78,11 +79,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def client_token(settings: Settings) -> str | None:
+    """The bearer token the CLI sends: ``settings.token`` (``SHIFTWATCH_TOKEN``), else the content
+    of ``settings.token_file`` (``SHIFTWATCH_TOKEN_FILE``) on builds whose settings have one."""
+    if settings.token is not None:
+        return settings.token.get_secret_value().strip() or None
+    path = getattr(settings, "token_file", None)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise SidecarError(f"{path}: cannot read the token file: {exc}") from exc
+
+
 def find_sidecar(settings: Settings) -> SidecarClient | None:
     """A client of the sidecar holding ``settings.db_path`` (see the module doc), or None."""
     from monitor.client import SidecarClient
 
-    token = settings.token.get_secret_value() if settings.token is not None else None
+    token = client_token(settings)
     if settings.url:
         client = SidecarClient(settings.url, token=token)
         if not client.healthy():

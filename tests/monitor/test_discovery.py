@@ -116,3 +116,12 @@ def test_a_file_locked_by_another_process_without_a_sidecar_is_a_one_line_error(
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(30)
+
+
+def test_the_client_token_comes_from_the_token_setting(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.discovery import client_token
+
+    monkeypatch.delenv("SHIFTWATCH_TOKEN", raising=False)
+    assert client_token(settings_for(tmp_path)) == "test-token-123"
+    assert client_token(Settings(db_path=tmp_path / "x.duckdb")) is None
