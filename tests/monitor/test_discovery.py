@@ -18,7 +18,7 @@ from monitor.cli.backend import LocalBackend, open_backend
 from monitor.discovery import discovery_path, find_sidecar, read_discovery, remove_discovery, write_discovery
 from monitor.errors import SidecarError, StoreError
 from monitor.server import create_app
-from monitor.settings import Settings
+from monitor.settings import Settings, load_settings
 from tests.server.helpers import ThreadServer, free_port, settings_for, wait_healthy
 
 
@@ -124,4 +124,4 @@ def test_the_client_token_comes_from_the_token_setting(tmp_path: Path,
 
     monkeypatch.delenv("SHIFTWATCH_TOKEN", raising=False)
     assert client_token(settings_for(tmp_path)) == "test-token-123"
-    assert client_token(Settings(db_path=tmp_path / "x.duckdb")) is None
+    assert client_token(load_settings(db_path=tmp_path / "x.duckdb")) is None
