@@ -8,7 +8,10 @@
     ├── PolicyError         a policy file is invalid or a rule cannot be evaluated
     ├── ActionError         an action (webhook, command, retrain, rollback) failed
     ├── RegistryError       a model version is missing, or a promotion/rollback is impossible
-    └── RetrainError        training data is insufficient or a training run failed
+    ├── RetrainError        training data is insufficient or a training run failed
+    │   ├── InsufficientLabels  too few labelled production rows (``needed``, ``found``)
+    │   └── RetrainCancelled    an operator cancelled the run between two training steps
+    └── SidecarError        the running sidecar refused a request or cannot be reached
 
 Third-party errors (duckdb, pyarrow, httpx, torch) are translated at the module
 boundary that calls them, with ``raise X(...) from exc``.
@@ -23,12 +26,15 @@ __all__ = [
     "ActionError",
     "CalculatorError",
     "ConfigError",
+    "InsufficientLabels",
     "PolicyError",
     "RecordError",
     "RegistryError",
+    "RetrainCancelled",
     "RetrainError",
     "SchemaError",
     "ShiftwatchError",
+    "SidecarError",
     "StoreError",
 ]
 
@@ -95,3 +101,24 @@ class RegistryError(ShiftwatchError):
 
 class RetrainError(ShiftwatchError):
     """Training data is insufficient or a training run failed."""
+
+
+class InsufficientLabels(RetrainError):
+    """Too few labelled production rows to retrain: ``needed`` rows, ``found`` so far."""
+
+    def __init__(self, message: str, *, needed: int, found: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.found = found
+
+
+class RetrainCancelled(RetrainError):
+    """A retrain was cancelled; the trainer stopped between two steps and nothing was registered."""
+
+
+class SidecarError(ShiftwatchError):
+    """The running sidecar answered a request with an error (``status``), or cannot be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

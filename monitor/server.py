@@ -29,11 +29,27 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from monitor import __version__
-from monitor.api import cloudevents, drift, embedding_dims, health, labels, metrics, predictions, telemetry
+from monitor.api import (
+    cloudevents,
+    drift,
+    embedding_dims,
+    health,
+    labels,
+    metrics,
+    models,
+    ops_routes,
+    predictions,
+    references,
+    retrains,
+    review,
+    telemetry,
+    windows,
+)
 from monitor.api.auth import BearerAuth
 from monitor.api.errors import ApiError, api_error_handler
 from monitor.api.reports import reports_app
 from monitor.api.state import AppState
+from monitor.discovery import remove_discovery, write_discovery
 from monitor.enrich import EncoderResolver, Enricher, registry_resolver
 from monitor.metrics import ServerMetrics
 from monitor.settings import Settings
@@ -66,6 +82,16 @@ def _start_scheduler(settings: Settings, store: Store) -> Any:
     return scheduler
 
 
+def _start_retrains(settings: Settings, store: Store, server_metrics: ServerMetrics, *, retry: bool) -> Any:
+    from monitor.retrain.background import RetrainJobs, register_metrics
+
+    jobs = RetrainJobs(store, settings).attach()
+    register_metrics(jobs, server_metrics.registry)
+    if retry:
+        jobs.start_retry_loop(settings.drift_interval_s)
+    return jobs
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
@@ -81,6 +107,7 @@ def create_app(
     enrich: bool = True,
     encoder_resolver: EncoderResolver | None = None,
     enrich_sweep_s: float = 30.0,
+    discovery_url: str | None = None,
 ) -> FastAPI:
     """Build the sidecar app.
 
@@ -89,6 +116,10 @@ def create_app(
     process. ``enrich``: compute embeddings and tokenizer stats of text-only records, with
     encoders from ``encoder_resolver`` (default: the model registry under
     ``settings.registry_dir``); ``enrich_sweep_s`` is the period of the catch-up sweep.
+    ``discovery_url``: write the discovery file beside the DB advertising this URL while the
+    app runs (:mod:`monitor.discovery`; ``shiftwatch serve`` does). Background retrains
+    (:mod:`monitor.retrain.background`) always run in the app; the retry of refused ones runs
+    with the scheduler.
     """
     token = settings.bearer_token()  # ConfigError: no app is built without a token by accident
     if token is None:
@@ -110,12 +141,20 @@ def create_app(
                 state.enricher = Enricher(state.store, resolver, metrics=state.metrics,
                                           sweep_interval_s=enrich_sweep_s)
                 state.enricher.start()
+            state.retrains = _start_retrains(settings, state.store, state.metrics, retry=start_scheduler)
             if start_scheduler:
                 scheduler = await run_in_threadpool(_start_scheduler, settings, state.store)
                 state.scheduler = scheduler
+            if discovery_url is not None:
+                write_discovery(settings.db_path, discovery_url)
             log.info("shiftwatch sidecar %s ready on %s", __version__, settings.db_path)
             yield
         finally:
+            if discovery_url is not None:
+                remove_discovery(settings.db_path)
+            if state.retrains is not None:
+                await run_in_threadpool(state.retrains.shutdown)
+                state.retrains = None
             if scheduler is not None:
                 try:
                     await run_in_threadpool(scheduler.shutdown)
@@ -134,7 +173,8 @@ def create_app(
     app.state.shiftwatch = state
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (predictions, labels, telemetry, drift, embedding_dims, metrics, health, cloudevents):
+    for module in (predictions, labels, telemetry, drift, embedding_dims, metrics, health, cloudevents,
+                   models, references, review, retrains, windows, ops_routes):
         app.include_router(module.router)
     app.mount("/reports", reports_app(settings.reports_dir), name="reports")
     app.add_middleware(BearerAuth, token=token, metrics=state.metrics)

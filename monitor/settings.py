@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     limit_concurrency: int = Field(256, gt=0, description="503 past this many open connections")
     max_header_bytes: int = Field(64 * 1024, ge=1024, description="largest request head (h11)")
 
+    url: str | None = Field(None, description="the running sidecar the CLI talks to (SHIFTWATCH_URL); "
+                                              "default: the discovery file beside db_path")
+
     def bearer_token(self) -> str | None:
         """The token the server requires, or ``None`` when ``auth`` is ``off``.
 

@@ -2,7 +2,9 @@
 
 The service assembles data, trains a candidate with gradual unfreezing, evaluates it and
 promotes or rejects it; this action only calls it (imported lazily: torch is heavy) and
-records its outcome.
+records its outcome. In the sidecar (background jobs attached to the store,
+:func:`monitor.retrain.background.jobs_for`) it starts the retrain in the background and
+records its run id, so the drift cycle is not held up by training.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ class RetrainAction(Action):
         from monitor.retrain.service import RetrainConfig, retrain
 
         config = RetrainConfig.from_dict(self.params.config) if self.params.config else None
+        from monitor.retrain.background import jobs_for
+
+        jobs = jobs_for(context.store)
+        if jobs is not None:  # in the sidecar: train in the background, the drift cycle goes on
+            started = jobs.start(str(context.alert["model_name"]), reason=self._reason(context),
+                                 config=config)
+            return ActionOutcome("ok", detail={"retrain": {"run_id": started.run_id, "background": True}})
         outcome = retrain(context.store, context.settings, str(context.alert["model_name"]),
                           reason=self._reason(context), dry_run=False, config=config)
         return ActionOutcome("ok", detail={"retrain": _jsonable(outcome)})

@@ -14,7 +14,9 @@ from monitor.metrics import ServerMetrics
 __all__ = ["BearerAuth", "route_label"]
 
 _ROUTES = ("/v1/predictions", "/v1/labels", "/v1/errors", "/v1/heartbeat", "/v1/drift", "/v1/health",
-           "/metrics", "/healthz", "/reports", "/v1/cloudevents")
+           "/metrics", "/healthz", "/reports", "/v1/cloudevents",
+           "/v1/models", "/v1/references", "/v1/review", "/v1/retrains", "/v1/ingest", "/v1/exports",
+           "/v1/reports", "/v1/checks")
 #: paths that also take the token as the ``token`` query parameter: payload loggers (KServe's
 #: agent, Seldon's executor) cannot send an Authorization header, only a URL
 _QUERY_TOKEN_PATHS = ("/v1/cloudevents",)

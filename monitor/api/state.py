@@ -30,6 +30,8 @@ class AppState:
     store: Store | None = None
     enricher: Enricher | None = None
     scheduler: Any = None
+    #: background retrains (:class:`monitor.retrain.background.RetrainJobs`), set by the lifespan
+    retrains: Any = None
     #: at most this many request bodies are parsed and validated at once (memory bound: a
     #: parsed 16 MB JSON body is several times larger as Python objects; the store lock
     #: serialises the commits anyway)

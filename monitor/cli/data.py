@@ -1,4 +1,6 @@
-"""``shiftwatch ingest`` and ``shiftwatch export``: move records in and out of the store."""
+"""``shiftwatch ingest`` and ``shiftwatch export``: move records in and out of the store.
+
+With a running sidecar both run there (the file paths are read/written on its host)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,7 @@ from pathlib import Path
 
 import typer
 
-from monitor.recordfile import read_records
-from monitor.store import Store
+from monitor.cli.backend import open_backend
 
 __all__ = ["register"]
 
@@ -28,13 +29,12 @@ def ingest(
     Re-sent event_ids are counted as duplicates, never stored twice. Without --skip-bad, one bad
     record rejects the whole file: exit code 2 and a one-line error naming file, row and field.
     """
-    with Store(db) as store:
-        table, rejected = read_records(file, skip_bad=skip_bad, embedding_dims=store.embedding_dims())
-        result = store.insert_predictions(table, skip_bad=skip_bad, source=str(file))
-    for err in [*rejected, *result.rejected]:
+    with open_backend(db_path=db) as backend:
+        result = backend.call("ingest_file", file=str(file), skip_bad=skip_bad)
+    for err in result["skipped"]:
         typer.echo(f"skipped: {file}: {err}", err=True)
-    typer.echo(f"ingested {result.accepted} records into {db} "
-               f"({result.duplicates} duplicates, {len(rejected) + len(result.rejected)} skipped)")
+    typer.echo(f"ingested {result['accepted']} records into {db} "
+               f"({result['duplicates']} duplicates, {len(result['skipped'])} skipped)")
 
 
 def export(
@@ -48,8 +48,8 @@ def export(
 
     The result reads back with `shiftwatch ingest DIR` or DuckDB/Spark over the same files.
     """
-    with Store(db) as store:
-        n = store.export_parquet(out, model_name=model, start=start, end=end)
+    with open_backend(db_path=db) as backend:
+        n = backend.call("export_records", out=str(out), model=model, start=start, end=end)["exported"]
     typer.echo(f"exported {n} records to {out}")
 
 

@@ -136,17 +136,13 @@ def drift(
             raise ConfigError("--db mode needs --model")
         if last is not None and (start is not None or end is not None):
             raise ConfigError("give --last or --start/--end, not both")
-        from monitor.drift.runs import check_window
-        from monitor.store import Store
+        from monitor.cli.backend import open_backend
 
-        with Store(db) as store:
-            run_id, report = check_window(
-                store, model_name=model, model_version=model_version, reference_name=reference_name,
-                last_n=last, start=_utc(start), end=_utc(end), signals=names, alpha=alpha,
-                options=opts, seed=seed)
-        result = report.to_dict()
-        result["run_id"] = run_id
-        outputs.append((f"{model} run {run_id}", result))
+        with open_backend(db_path=db) as backend:
+            result = backend.call("drift_window", model=model, model_version=model_version,
+                                  reference_name=reference_name, last=last, start=_utc(start),
+                                  end=_utc(end), signals=names, alpha=alpha, options=opts, seed=seed)
+        outputs.append((f"{model} run {result['run_id']}", result))
     else:
         from monitor.drift.files import compare_files
 
@@ -182,31 +178,13 @@ def reference_create(
     replace: bool = typer.Option(False, "--replace", help="Replace an existing set of that name."),
 ) -> None:
     """Create a reference set from a records file or from a window of stored predictions."""
-    from monitor.drift.references import create_reference
-    from monitor.recordfile import read_records
-    from monitor.store import Store
+    from monitor.cli.backend import open_backend
 
-    with Store(db) as store:
-        if from_file is not None:
-            if last is not None or start is not None or end is not None:
-                raise ConfigError("--from reads a file; --last/--start/--end select a store window")
-            table, _ = read_records(from_file)
-            origin = f"file:{from_file}"
-        else:
-            if not model:
-                raise ConfigError("give --from FILE, or --model with --last N or --start/--end")
-            if last is not None and (start is not None or end is not None):
-                raise ConfigError("give --last or --start/--end, not both")
-            table = store.read_window(model, model_version=model_version, start=_utc(start),
-                                      end=_utc(end), last_n=last)
-            origin = f"window:{model}:{last or ''}:{start or ''}:{end or ''}"
-        if table.num_rows == 0:
-            raise ConfigError("the selected window has no records")
-        m_name = model or str(table["model_name"][0].as_py())
-        m_version = model_version or str(table["model_version"][table.num_rows - 1].as_py())
-        n = create_reference(store, name, table, model_name=m_name, model_version=m_version,
-                             origin=origin, replace=replace)
-    typer.echo(f"reference set '{name}': {n} rows of {m_name} {m_version}")
+    with open_backend(db_path=db) as backend:
+        r = backend.call("reference_create", name=name, from_file=str(from_file) if from_file else None,
+                         model=model, model_version=model_version, last=last, start=_utc(start),
+                         end=_utc(end), replace=replace)
+    typer.echo(f"reference set '{name}': {r['n_rows']} rows of {r['model_name']} {r['model_version']}")
 
 
 @reference_app.command("list")
@@ -216,11 +194,10 @@ def reference_list(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per set, per line."),
 ) -> None:
     """List reference sets, newest first."""
-    from monitor.drift.references import list_references
-    from monitor.store import Store
+    from monitor.cli.backend import open_backend
 
-    with Store(db) as store:
-        rows = list_references(store, model)
+    with open_backend(db_path=db) as backend:
+        rows = backend.call("reference_list", model=model)
     for r in rows:
         if as_json:
             typer.echo(json.dumps(r, default=str))

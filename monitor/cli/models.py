@@ -1,24 +1,18 @@
-"""``shiftwatch models list|show|register|shadow``, ``promote``, ``rollback`` and ``retrain``.
+"""``shiftwatch models list|show|register|shadow``, ``promote``, ``rollback``, ``retrain [status|cancel]``.
 
-Commands open the store and the registry, run :meth:`Registry.recover` (a
-crash between a DB switch and the pointer replace is repaired on start), call
-the registry / retrain service and print the result. No logic lives here.
+Commands run :mod:`monitor.operations` through a backend (:mod:`monitor.cli.backend`): the
+running sidecar's API when one holds the DB, else the file itself (after
+:meth:`Registry.recover`: a crash between a DB switch and the pointer replace is repaired on
+open). They print the result. No logic lives here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
-
-if TYPE_CHECKING:  # pragma: no cover
-    from monitor.registry import ModelVersion, Registry
-    from monitor.settings import Settings
-    from monitor.store import Store
 
 __all__ = ["register"]
 
@@ -32,26 +26,18 @@ MODEL = typer.Option(..., "--model", "-m", help="Model name.")
 JSON_OUT = typer.Option(False, "--json", help="Print JSON.")
 
 
-@contextmanager
-def _open(config: Path | None, db: Path | None, registry_dir: Path | None
-          ) -> Iterator[tuple[Settings, Store, Registry]]:
-    from monitor.registry import Registry
-    from monitor.settings import load_settings
-    from monitor.store import Store
+def _backend(config: Path | None, db: Path | None, registry_dir: Path | None) -> Any:
+    from monitor.cli.backend import open_backend
 
-    settings = load_settings(config, db_path=db, registry_dir=registry_dir)
-    with Store(settings.db_path) as store:
-        registry = Registry(store, settings.registry_dir)
-        for name in registry.recover():
-            typer.echo(f"recovered: the ACTIVE pointer of {name} was rewritten from the DB", err=True)
-        yield settings, store, registry
+    return open_backend(config, db_path=db, registry_dir=registry_dir)
 
 
-def _line(mv: ModelVersion) -> str:
-    f1 = (mv.metrics.get("evaluation") or {}).get("candidate", {}).get("production")
+def _line(mv: dict[str, Any]) -> str:
+    f1 = ((mv.get("metrics") or {}).get("evaluation") or {}).get("candidate", {}).get("production")
     score = f" prod-F1={f1:.4f}" if isinstance(f1, float) else ""
-    created = mv.created_at.strftime("%Y-%m-%d %H:%M") if mv.created_at else "-"
-    return (f"{mv.model_name:20} {mv.version:10} {mv.status:9} parent={mv.parent_version or '-':8} "
+    created = str(mv.get("created_at") or "-").replace("T", " ")[:16]
+    parent = mv.get("parent_version") or "-"
+    return (f"{mv['model_name']:20} {mv['version']:10} {mv['status']:9} parent={parent:8} "
             f"{created}{score}")
 
 
@@ -62,10 +48,10 @@ def list_versions(
     registry_dir: Path | None = REGISTRY,
 ) -> None:
     """List model versions, oldest first."""
-    with _open(config, db, registry_dir) as (_, _store, registry):
-        versions = registry.versions(model)
+    with _backend(config, db, registry_dir) as backend:
+        versions = backend.call("models_list", model=model)
     if as_json:
-        typer.echo(json.dumps([v.to_dict() for v in versions], indent=2, default=str))
+        typer.echo(json.dumps(versions, indent=2, default=str))
         return
     if not versions:
         typer.echo("no model versions registered")
@@ -80,14 +66,8 @@ def show(
     registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Show one version (metadata, preprocessing, metrics) and the model's registry history, as JSON."""
-    from monitor.errors import RegistryError
-
-    with _open(config, db, registry_dir) as (_, _store, registry):
-        mv = registry.active(model) if version == "active" else registry.get(model, version)
-        if mv is None:
-            raise RegistryError(f"model {model!r} has no active version")
-        events = [e for e in registry.events(model) if mv.version in (e["from_version"], e["to_version"])]
-    out: dict[str, Any] = {**mv.to_dict(), "events": events}
+    with _backend(config, db, registry_dir) as backend:
+        out = backend.call("models_show", model=model, version=version)
     typer.echo(json.dumps(out, indent=2, default=str))
 
 
@@ -109,17 +89,17 @@ def register_version(
         help="Embedding dimension of this version's records (default: the first accepted record)."),
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
-    """Import an existing fine-tuned model directory as a new version."""
-    from monitor.registry import Preprocessing
+    """Import an existing fine-tuned model directory as a new version.
 
-    pre = Preprocessing(max_length=max_length, truncation_side=truncation_side,  # type: ignore[arg-type]
-                        pooling=pooling,  # type: ignore[arg-type]
-                        labels=tuple(x.strip() for x in labels.split(",")) if labels else ())
-    with _open(config, db, registry_dir) as (_, _store, registry):
-        mv = registry.register(name, directory, version=version, preprocessing=pre, train_file=train_file,
-                               status="active" if activate else "candidate", reason="registered by CLI",
-                               embedding_dim=embedding_dim)
-    typer.echo(f"registered {mv.model_name} {mv.version} ({mv.status}) at {mv.artifact_dir}")
+    With a running sidecar, DIR and --train-file are read by the sidecar, on its host.
+    """
+    with _backend(config, db, registry_dir) as backend:
+        mv = backend.call("models_register", directory=str(directory), name=name, version=version,
+                          train_file=str(train_file) if train_file else None,
+                          labels=[x.strip() for x in labels.split(",")] if labels else None,
+                          max_length=max_length, truncation_side=truncation_side, pooling=pooling,
+                          activate=activate, embedding_dim=embedding_dim)
+    typer.echo(f"registered {mv['model_name']} {mv['version']} ({mv['status']}) at {mv['artifact_dir']}")
 
 
 @models_app.command("dim")
@@ -207,31 +187,21 @@ def shadow(
     registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Finish shadow evaluations: promote or reject candidates on traffic labelled since they were trained."""
-    from monitor.retrain.service import ShadowCheck, ShadowNotReady, check_pending_shadow, shadow_evaluate
-
     if version is not None and model is None:
         raise typer.BadParameter("shadow VERSION needs --model", param_hint="--model")
-    with _open(config, db, registry_dir) as (settings, store, _registry):
-        if version is None:
-            checks = check_pending_shadow(store, settings, model, min_rows=min_rows)
-        else:
-            assert model is not None
-            try:
-                checks = [ShadowCheck(model, version, outcome=shadow_evaluate(store, settings, model, version,
-                                                                              min_rows=min_rows))]
-            except ShadowNotReady as exc:
-                checks = [ShadowCheck(model, version, waiting=str(exc))]
+    with _backend(config, db, registry_dir) as backend:
+        checks = backend.call("models_shadow", model=model, version=version, min_rows=min_rows)
     if as_json:
-        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2, default=str))
+        typer.echo(json.dumps(checks, indent=2, default=str))
         return
     if not checks:
         typer.echo("no candidates waiting for shadow evaluation")
     for c in checks:
-        if c.outcome is None:
-            typer.echo(f"{c.model_name} {c.version}: waiting ({c.waiting})")
+        if c["outcome"] is None:
+            typer.echo(f"{c['model_name']} {c['version']}: waiting ({c['waiting']})")
             continue
-        typer.echo(f"{c.model_name} {c.version}: {c.outcome.decision}")
-        for r in c.outcome.reasons:
+        typer.echo(f"{c['model_name']} {c['version']}: {c['outcome']['decision']}")
+        for r in c["outcome"]["reasons"]:
             typer.echo(f"  - {r}")
 
 
@@ -243,9 +213,9 @@ def promote(
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Make VERSION the active version (DB + ACTIVE pointer, atomically)."""
-    before, mv = _switch(config, db, registry_dir, webhook, model,
-                         lambda registry: registry.promote(model, version, reason=reason))
-    typer.echo(f"{model}: {before} -> {mv.version} (active)")
+    with _backend(config, db, registry_dir) as backend:
+        out = backend.call("promote", model=model, version=version, reason=reason, webhook=webhook)
+    typer.echo(f"{model}: {out['from_version'] or '-'} -> {out['to_version']} (active)")
 
 
 def rollback(
@@ -256,30 +226,22 @@ def rollback(
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Restore the previously active version (or --to); the current one becomes rejected."""
-    before, mv = _switch(config, db, registry_dir, webhook, model,
-                         lambda registry: registry.rollback(model, to=to, reason=reason))
-    typer.echo(f"{model}: rolled back {before} -> {mv.version}")
+    with _backend(config, db, registry_dir) as backend:
+        out = backend.call("rollback", model=model, to=to, reason=reason, webhook=webhook)
+    typer.echo(f"{model}: rolled back {out['from_version'] or '-'} -> {out['to_version']}")
 
 
-def _switch(
-    config: Path | None, db: Path | None, registry_dir: Path | None, webhook: str | None, model: str,
-    change: Callable[[Registry], ModelVersion],
-) -> tuple[str, ModelVersion]:
-    """Run one activation change (optionally announced to a webhook); return (previous, new)."""
-    from monitor.registry import webhook_listener
-
-    with _open(config, db, registry_dir) as (_, _store, registry):
-        if webhook:
-            registry.listeners.append(webhook_listener(webhook))
-        before = registry.active(model)
-        mv = change(registry)
-    return (before.version if before else "-"), mv
+retrain_app = typer.Typer(name="retrain", help="Re-fine-tune the active version; follow or cancel a "
+                          "background retrain of the sidecar.", invoke_without_command=True)
 
 
+@retrain_app.callback()
 def retrain(
-    model: str = MODEL,
+    ctx: typer.Context,
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name (to start a retrain)."),
     reason: str = typer.Option("requested by CLI", "--reason", help="Why (recorded)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check data and config; train nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Check data and config; state steps, phases and estimated time."),
     strategy: str = typer.Option("gradual", "--strategy", help="gradual, full or head."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Total step budget (all phases)."),
     min_labelled: int = typer.Option(100, "--min-labelled", help="Labelled production rows needed."),
@@ -291,29 +253,139 @@ def retrain(
                                         help="Shadow window: labelled rows logged after the candidate."),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds before the worker is stopped."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    wait: bool = typer.Option(False, "--wait", help="With a sidecar: follow the background run to its end."),
     as_json: bool = JSON_OUT,
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
-    """Re-fine-tune the active version on labelled production rows; promote it only if it is better."""
+    """Re-fine-tune the active version on labelled production rows; promote it only if it is better.
+
+    With a running sidecar the retrain runs in its background (monitoring goes on): this prints
+    the run id; `retrain status ID` shows progress, `retrain cancel ID` stops it. Without one
+    it runs here, in the foreground.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if model is None:
+        raise typer.BadParameter("give --model to start a retrain (or a subcommand: status, cancel)",
+                                 param_hint="--model")
     from monitor.retrain.evaluate import Guard
     from monitor.retrain.service import RetrainConfig
-    from monitor.retrain.service import retrain as run_retrain
     from monitor.retrain.trainer import TrainConfig
 
-    cfg = RetrainConfig(
-        train=TrainConfig(strategy=strategy, max_steps=max_steps, progress=progress),  # type: ignore[arg-type]
-        production_share=production_share, min_labelled=min_labelled,
-        guard=Guard(min_improvement, max_forgetting), timeout_s=timeout, shadow=shadow,
-        shadow_min_rows=shadow_min_rows)
-    with _open(config, db, registry_dir) as (settings, store, _registry):
-        outcome = run_retrain(store, settings, model, reason=reason, dry_run=dry_run, config=cfg)
+    with _backend(config, db, registry_dir) as backend:
+        cfg = RetrainConfig(
+            train=TrainConfig(strategy=strategy, max_steps=max_steps,  # type: ignore[arg-type]
+                              progress=progress and not backend.remote),
+            production_share=production_share, min_labelled=min_labelled,
+            guard=Guard(min_improvement, max_forgetting), timeout_s=timeout, shadow=shadow,
+            shadow_min_rows=shadow_min_rows)
+        outcome = backend.call("retrain_now", model=model, reason=reason, dry_run=dry_run,
+                               config=cfg.to_dict())
+        if backend.remote and not dry_run:
+            if wait:
+                outcome = _follow(backend, str(outcome["run_id"]), bar=progress and not as_json)
+            elif not as_json:
+                typer.echo(f"{model}: retrain {outcome['run_id']} started in the sidecar's background; "
+                           f"follow it with `shiftwatch retrain status {outcome['run_id']}`")
+                return
     if as_json:
-        typer.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
+        typer.echo(json.dumps(outcome, indent=2, default=str))
         return
-    typer.echo(f"{model}: {outcome.decision} (candidate {outcome.candidate_version or '-'}, "
-               f"parent {outcome.parent_version})")
-    for r in outcome.reasons:
+    _print_outcome(model, outcome)
+
+
+def _print_outcome(model: str, outcome: dict[str, Any]) -> None:
+    if "decision" not in outcome:  # a background run's record
+        final = outcome.get("outcome") or {}
+        outcome = {**final, "decision": outcome.get("state"),
+                   "reasons": final.get("reasons") or outcome.get("reasons") or
+                   ([outcome["error"]] if outcome.get("error") else [])}
+    typer.echo(f"{model}: {outcome['decision']} (candidate {outcome.get('candidate_version') or '-'}, "
+               f"parent {outcome.get('parent_version') or '-'})")
+    for r in outcome.get("reasons") or []:
         typer.echo(f"  - {r}")
+
+
+_LIVE = ("queued", "running", "cancelling")
+
+
+def _bar(run: dict[str, Any]) -> str:
+    """One line: state, a 30-character bar, steps, phase, elapsed and ETA."""
+    total, step = int(run.get("total_steps") or 0), int(run.get("step") or 0)
+    filled = int(30 * step / total) if total else 0
+    eta = run.get("eta_s")
+    phase = f" phase {int(run.get('phase') or 0) + 1}/{run.get('phases')}" if run.get("phases") else ""
+    return (f"{run['run_id'][:12]} {run.get('model_name', '')} {run.get('state', '?'):10} "
+            f"[{'#' * filled}{'.' * (30 - filled)}] {step}/{total or '?'} steps{phase} "
+            f"elapsed {float(run.get('elapsed_s') or 0):.0f}s"
+            + (f" eta {float(eta):.0f}s" if eta is not None else ""))
+
+
+def _follow(backend: Any, run_id: str, *, bar: bool, poll_s: float = 1.0) -> dict[str, Any]:
+    """Poll a background run until it ends (a rich progress bar on a terminal)."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    run: dict[str, Any] = backend.call("retrain_status", run_id=run_id)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), disable=not bar) as prog:
+        task = prog.add_task(f"retrain {run_id[:12]}", total=None)
+        while run.get("state") in _LIVE:
+            prog.update(task, total=run.get("total_steps") or None, completed=int(run.get("step") or 0),
+                        description=f"retrain {run_id[:12]} {run.get('state')}"
+                                    f" phase {int(run.get('phase') or 0) + 1}/{run.get('phases') or '?'}")
+            time.sleep(poll_s)
+            run = backend.call("retrain_status", run_id=run_id)
+    return run
+
+
+@retrain_app.command("status")
+def retrain_status(
+    run_id: str | None = typer.Argument(None, help="Run id (default: every run, newest first)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model's runs."),
+    watch: bool = typer.Option(False, "--watch", help="Follow RUN_ID with a progress bar until it ends."),
+    as_json: bool = JSON_OUT, config: Path | None = CONFIG, db: Path | None = DB,
+    registry_dir: Path | None = REGISTRY,
+) -> None:
+    """Progress of background retrains (steps done/total, phase, elapsed, ETA) and their outcome."""
+    with _backend(config, db, registry_dir) as backend:
+        if run_id is not None and watch:
+            runs = [_follow(backend, run_id, bar=not as_json)]
+        elif run_id is not None:
+            runs = [backend.call("retrain_status", run_id=run_id)]
+        else:
+            runs = backend.call("retrain_list", model=model)
+    if as_json:
+        typer.echo(json.dumps(runs[0] if run_id is not None else runs, indent=2, default=str))
+        return
+    if not runs:
+        typer.echo("no retrain runs")
+    for run in runs:
+        if run.get("state") in _LIVE:
+            typer.echo(_bar(run))
+        else:
+            why = run.get("error") or "; ".join(run.get("reasons") or [])
+            typer.echo(f"{run['run_id'][:12]} {run.get('model_name', '')} {run.get('state', '?'):10} "
+                       f"candidate={run.get('candidate_version') or '-'} {why}".rstrip())
+
+
+@retrain_app.command("cancel")
+def retrain_cancel(
+    run_id: str = typer.Argument(..., help="Run id of a background retrain."),
+    config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
+) -> None:
+    """Cancel a background retrain: it stops between two steps and is recorded as cancelled."""
+    with _backend(config, db, registry_dir) as backend:
+        run = backend.call("retrain_cancel", run_id=run_id)
+    typer.echo(f"retrain {run_id}: {run.get('state')} (stops before its next training step)")
 
 
 def register(app: typer.Typer) -> None:
@@ -321,4 +393,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.command("promote")(promote)
     app.command("rollback")(rollback)
-    app.command("retrain")(retrain)
+    app.add_typer(retrain_app, name="retrain")

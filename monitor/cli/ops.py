@@ -24,16 +24,16 @@ def check(
     retention: bool = typer.Option(False, "--retention", help="Also export+delete records past retention."),
     as_json: bool = typer.Option(False, "--json", help="Print the cycle summary as JSON."),
 ) -> None:
-    """Run one drift → policy → actions → reports cycle now (cron-friendly; exit 1 if a job failed)."""
-    from monitor.scheduler import Scheduler
-    from monitor.settings import load_settings
-    from monitor.store import Store
+    """Run one drift → policy → actions → reports cycle now (cron-friendly; exit 1 if a job failed).
+
+    With a running sidecar the cycle runs there (on its scheduler, never overlapping its own).
+    """
+    from monitor.cli.backend import open_backend
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = load_settings(config, db_path=db, policy_file=policy, dry_run=True if dry_run else None)
-    with Store(settings.db_path) as store:
-        result = Scheduler(settings, store).run_cycle(reports=reports, retention=retention)
-    summary = result.to_dict()
+    with open_backend(config, db_path=db, policy_file=policy, dry_run=True if dry_run else None) as backend:
+        summary = backend.call("check", dry_run=dry_run, reports=reports, retention=retention,
+                               policy_file=str(policy) if policy else None)
     if as_json:
         typer.echo(json.dumps(summary, default=str))
     else:
@@ -49,8 +49,8 @@ def check(
             again = " (done before)" if a["reused"] else ""
             typer.echo(f"action {a['key']}: {a['status']}{again}")
         typer.echo(f"{len(summary['drift_runs'])} drift run(s), {len(summary['decisions'])} decision(s)"
-                   + (" [dry run]" if settings.dry_run else ""))
-    if not result.ok:
+                   + (" [dry run]" if summary["dry_run"] else ""))
+    if not summary["ok"]:
         raise typer.Exit(1)
 
 
@@ -62,11 +62,10 @@ def review_export(
     all_rows: bool = typer.Option(False, "--all", help="Every queued row, not only pending ones."),
 ) -> None:
     """Write queued rows for labelling (fill the empty 'label' column, then import)."""
-    from monitor.review import export_queue
-    from monitor.store import Store
+    from monitor.cli.backend import open_backend
 
-    with Store(db) as store:
-        n = export_queue(store, out, model_name=model, status=None if all_rows else "pending")
+    with open_backend(db_path=db) as backend:
+        n = backend.call("review_export", out=str(out), model=model, all_rows=all_rows)["rows"]
     typer.echo(f"exported {n} row(s) to {out}")
 
 
@@ -77,12 +76,11 @@ def review_import(
     source: str = typer.Option("review", "--source", help="Source tag stored with the labels."),
 ) -> None:
     """Store the labels of a filled-in review export as delayed ground truth."""
-    from monitor.review import import_labels
-    from monitor.store import Store
+    from monitor.cli.backend import open_backend
 
-    with Store(db) as store:
-        result = import_labels(store, file, source=source)
-    typer.echo(f"imported {result.labeled} label(s); {result.skipped} row(s) left blank")
+    with open_backend(db_path=db) as backend:
+        result = backend.call("review_import", file=str(file), source=source)
+    typer.echo(f"imported {result['labeled']} label(s); {result['skipped']} row(s) left blank")
 
 
 @policy_app.command("validate")

@@ -16,23 +16,16 @@ def report(
     run: str | None = typer.Option(None, "--run", help="Render (again) only this drift run's report."),
 ) -> None:
     """Render per-run reports that are missing, the timelines and the index (offline HTML)."""
+    from monitor.cli.backend import open_backend
     from monitor.errors import ConfigError
-    from monitor.store import Store
-    from reports.render import render_all, render_index, render_run, render_timeline
 
     if not db.exists():
         raise ConfigError(f"{db}: no such DuckDB file")
-    with Store(db) as store:
-        if run is not None:
-            path = render_run(store, run, out)
-            from reports.history import load_run
-
-            render_timeline(store, str(load_run(store, run)["model_name"]), out)
-            index = render_index(store, out)
-            typer.echo(f"report: {path}")
-        else:
-            index = render_all(store, out, model_name=model)
-    typer.echo(f"index: {index}")
+    with open_backend(db_path=db) as backend:
+        result = backend.call("render_reports", out=str(out), model=model, run=run)
+    if result["report"] is not None:
+        typer.echo(f"report: {result['report']}")
+    typer.echo(f"index: {result['index']}")
 
 
 def register(app: typer.Typer) -> None:

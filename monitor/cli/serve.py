@@ -26,7 +26,11 @@ def serve(
                                  help="Serve without a bearer token (logged as a warning)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
-    """Run the sidecar: ingest API, /metrics, /reports and the scheduled drift jobs."""
+    """Run the sidecar: ingest API, /metrics, /reports, the scheduled drift jobs and background retrains.
+
+    While it runs, it owns the DuckDB file; other shiftwatch commands on this host find it
+    through ``<db>.sidecar.json`` and call its API instead of opening the file.
+    """
     import uvicorn
 
     from monitor.httpserver import uvicorn_config
@@ -36,7 +40,10 @@ def serve(
     os.umask(0o077)  # files this process creates: owner only (DB, WAL, reports, spools)
     settings = load_settings(config, db_path=db, host=host, port=port,
                              auth="off" if no_auth else None)
-    app = create_app(settings, start_scheduler=not no_scheduler)
+    # the CLI on this host finds the sidecar through <db>.sidecar.json (monitor.discovery)
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://[{local}]:{settings.port}" if ":" in local else f"http://{local}:{settings.port}"
+    app = create_app(settings, start_scheduler=not no_scheduler, discovery_url=url)
     uvicorn.Server(uvicorn_config(app, settings, log_level=log_level)).run()
 
 

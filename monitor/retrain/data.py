@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.errors import RetrainError
+from monitor.errors import InsufficientLabels, RetrainError
 from monitor.retrain.trainer import Examples
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,11 +191,10 @@ def assemble(
     """
     n = len(production)
     if n < min_labelled:
-        raise RetrainError(
+        raise InsufficientLabels(
             f"{model_name}: retraining needs at least {min_labelled} labelled production rows with text, "
             f"found {n} ({min_labelled - n} more needed); label rows via the review queue or "
-            "POST /v1/labels, and log text for the model"
-        )
+            "POST /v1/labels, and log text for the model", needed=min_labelled, found=n)
     classes = sorted(set(production.labels))
     if len(classes) < 2:
         raise RetrainError(f"{model_name}: labelled production rows cover only the labels {classes}; "

@@ -22,15 +22,30 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from monitor.errors import ConfigError, RegistryError, RetrainError, ShiftwatchError
+from monitor.errors import (
+    ConfigError,
+    InsufficientLabels,
+    RegistryError,
+    RetrainCancelled,
+    RetrainError,
+    ShiftwatchError,
+)
 from monitor.registry import ModelVersion, Registry
 from monitor.retrain.data import TrainingData, assemble, labelled_production, load_examples, split_original
 from monitor.retrain.evaluate import Guard, build_reference, decide, score
-from monitor.retrain.trainer import Examples, TrainConfig, resolve_device, store_log_sink
+from monitor.retrain.trainer import (
+    Examples,
+    StepCallback,
+    TrainConfig,
+    measure_step_seconds,
+    plan_steps,
+    resolve_device,
+    store_log_sink,
+)
 from monitor.retrain.worker import TrainJob, model_lock, run_in_worker, run_inline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from monitor.store import Store
 
 __all__ = ["RetrainConfig", "RetrainOutcome", "ShadowCheck", "ShadowNotReady", "check_pending_shadow",
-           "evaluate_candidate", "pending_shadow", "retrain", "shadow_evaluate"]
+           "estimate", "evaluate_candidate", "pending_shadow", "retrain", "shadow_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +110,8 @@ class RetrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class RetrainOutcome:
-    """What one retrain did: ``decision`` is promoted | rejected | shadow | dry_run."""
+    """What one retrain did: ``decision`` is promoted | rejected | shadow | dry_run (| failed | cancelled
+    in the ``retrain_runs`` record)."""
 
     run_id: str
     model_name: str
@@ -146,28 +162,50 @@ def retrain(
     reason: str,
     dry_run: bool = False,
     config: RetrainConfig | None = None,
+    run_id: str | None = None,
+    on_step: StepCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> RetrainOutcome:
     """Retrain ``model_name`` from labelled production rows; promote or reject the candidate.
 
     ``dry_run`` checks that a retrain could run (active version, original
     data, enough labelled rows) and returns ``decision="dry_run"`` without
-    training. Raises :class:`RetrainError` (insufficient data, failed or
+    training, with the step plan and an estimated time (:func:`estimate`).
+    Raises :class:`RetrainError` (insufficient data, failed or
     timed-out training, a retrain already running) or :class:`RegistryError`
     (no active version); the run is recorded as ``failed`` in
-    ``retrain_runs`` either way.
+    ``retrain_runs`` either way. A run refused for too few labelled rows is
+    also recorded in ``retrain_refusals`` (the sidecar starts it again once
+    enough labels are there: :mod:`monitor.retrain.background`).
+
+    ``run_id`` names the run (default: a new id); ``on_step`` gets the trainer's progress;
+    ``cancel`` is polled between training steps: once it answers true the run stops, is
+    recorded as ``cancelled`` and :class:`RetrainCancelled` is raised — no candidate is
+    registered.
     """
     cfg = config or RetrainConfig()
     registry = Registry(store, settings.registry_dir)
     active = registry.active(model_name)
     if active is None:
         raise RegistryError(f"model {model_name!r} has no active version to retrain")
-    run_id = uuid.uuid4().hex
+    run_id = run_id or uuid.uuid4().hex
     store.execute("retrain_insert_run", {
         "run_id": run_id, "model_name": model_name, "parent_version": active.version, "reason": reason,
         "config": json.dumps(cfg.to_dict(), default=str)})
     base = RetrainOutcome(run_id, model_name, active.version, None, "failed", ())
     try:
-        outcome = _retrain(store, registry, active, run_id, reason=reason, dry_run=dry_run, cfg=cfg)
+        outcome = _retrain(store, registry, active, run_id, reason=reason, dry_run=dry_run, cfg=cfg,
+                           on_step=on_step, cancel=cancel)
+    except RetrainCancelled as exc:
+        _finish(store, replace(base, decision="cancelled", reasons=(str(exc),)), error=str(exc))
+        raise
+    except InsufficientLabels as exc:
+        _finish(store, replace(base, reasons=(str(exc),)), error=str(exc))
+        if not dry_run:
+            store.execute("retrain_jobs_insert_refusal", {
+                "run_id": run_id, "model_name": model_name, "needed": exc.needed, "found": exc.found,
+                "reason": reason, "config": json.dumps(cfg.to_dict(), default=str)})
+        raise
     except ShiftwatchError as exc:
         _finish(store, replace(base, reasons=(str(exc),)), error=str(exc))
         raise
@@ -178,8 +216,33 @@ def retrain(
     return outcome
 
 
+def estimate(store: Store, active: ModelVersion, data: TrainingData, cfg: TrainConfig) -> dict[str, Any]:
+    """Steps per phase of a retrain of ``active`` on ``data`` and its estimated training time.
+
+    The time per step is the newest training run of the model (its wall time over its steps,
+    evaluations included) when there is one, else the mean of two timed forward/backward steps
+    on real batches of ``data`` with every layer trainable (the last phase's cost, so an upper
+    bound of the earlier, partly frozen phases). ``step_time_source`` says which.
+    """
+    plan = plan_steps(active.artifact_dir, len(data.train), cfg)
+    last = store.fetch_dicts("retrain_jobs_last_step_time", {"model_name": active.model_name})
+    if last and last[0]["wall_s"] and last[0]["steps"]:
+        per_step = float(last[0]["wall_s"]) / int(last[0]["steps"])
+        source = (f"the last training run {last[0]['run_id']} ({int(last[0]['steps'])} steps in "
+                  f"{float(last[0]['wall_s']):.1f} s, evaluations included)")
+    else:
+        per_step = measure_step_seconds(active.artifact_dir, data.train, labels=list(data.labels), config=cfg)
+        source = (f"2 timed training steps now (batch {cfg.batch_size}, max_length {cfg.max_length}, "
+                  "all layers trainable; evaluations not included)")
+    total = sum(plan)
+    return {"phases": len(plan), "steps_per_phase": plan, "total_steps": total,
+            "seconds_per_step": per_step, "estimated_s": per_step * total, "step_time_source": source,
+            "device": resolve_device(cfg.device)}
+
+
 def _retrain(store: Store, registry: Registry, active: ModelVersion, run_id: str, *, reason: str,
-             dry_run: bool, cfg: RetrainConfig) -> RetrainOutcome:
+             dry_run: bool, cfg: RetrainConfig, on_step: StepCallback | None = None,
+             cancel: Callable[[], bool] | None = None) -> RetrainOutcome:
     name = active.model_name
     labels = list(active.preprocessing.labels)
     original, original_val = _original_data(registry, active, cfg)
@@ -188,20 +251,30 @@ def _retrain(store: Store, registry: Registry, active: ModelVersion, run_id: str
                     production_share=cfg.production_share,
                     production_val_fraction=cfg.production_val_fraction,
                     min_labelled=cfg.min_labelled, seed=cfg.seed, model_name=name)
-    if dry_run:
-        return RetrainOutcome(run_id, name, active.version, None, "dry_run",
-                              (f"would train a candidate from {active.version}",), {"data": data.summary()})
-    staging = registry.root / name / ".staging" / run_id
     pre = active.preprocessing
     tcfg = replace(cfg.train, max_length=pre.max_length, truncation_side=pre.truncation_side,
                    seed=cfg.seed)
+    if dry_run:
+        plan = estimate(store, active, data, tcfg)
+        steps = ", ".join(str(n) for n in plan["steps_per_phase"])
+        return RetrainOutcome(run_id, name, active.version, None, "dry_run", (
+            f"would train a candidate from {active.version}: {plan['total_steps']} steps "
+            f"({cfg.train.strategy}, {plan['phases']} phase(s): {steps}) on {len(data.train)} rows, "
+            f"device {plan['device']}",
+            f"estimated training time {plan['estimated_s']:.0f} s at {plan['seconds_per_step']:.3f} s/step, "
+            f"from {plan['step_time_source']}; then evaluation and, if promoted, a reference set"),
+            {"data": data.summary(), "plan": plan})
+    staging = registry.root / name / ".staging" / run_id
     job = TrainJob(str(active.artifact_dir), data.train, data.production_val, tuple(labels), tcfg,
                    str(staging))
     sink = store_log_sink(store, run_id, name)
     with model_lock(registry.root, name):
         try:
-            result = (run_in_worker(job, timeout_s=cfg.timeout_s, log_sink=sink) if cfg.use_worker
-                      else run_inline(job, log_sink=sink))
+            result = (run_in_worker(job, timeout_s=cfg.timeout_s, log_sink=sink, on_step=on_step,
+                                    cancel=cancel) if cfg.use_worker
+                      else run_inline(job, log_sink=sink, on_step=on_step, cancel=cancel))
+            if cancel is not None and cancel():
+                raise RetrainCancelled(f"retrain {run_id} cancelled after training; nothing registered")
             candidate = registry.register(
                 name, staging, preprocessing=pre, parent=active.version,
                 metrics={"train": result.to_dict(), "data": data.summary(), "run_id": run_id},

@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from monitor.errors import RetrainError
+from monitor.errors import RetrainCancelled, RetrainError
 from monitor.retrain.metrics import macro_f1
 from monitor.retrain.selection import CheckpointSelector
 
@@ -85,16 +85,19 @@ __all__ = [
     "LogSink",
     "PhaseSummary",
     "Precision",
+    "StepCallback",
     "TrainConfig",
     "TrainResult",
     "allocate_steps",
     "head_lr_ratios",
     "layer_lrs",
     "load_classifier",
+    "measure_step_seconds",
     "model_units",
     "param_groups",
     "phase_units",
     "phase_weights",
+    "plan_steps",
     "resolve_device",
     "resolve_phases",
     "select_precision",
@@ -109,6 +112,9 @@ log = logging.getLogger(__name__)
 Strategy = Literal["gradual", "full", "head"]
 StepAllocation = Literal["units", "equal"]
 LogSink = Callable[[list[dict[str, Any]]], None]
+#: ``on_step(step, total_steps, phase, n_phases)``: called before the first step (step 0) and after
+#: every optimizer step; what a progress bar, a Prometheus gauge or a worker's parent listens to
+StepCallback = Callable[[int, int, int, int], None]
 HEAD = "head"
 EMBEDDINGS = "embeddings"
 
@@ -518,6 +524,61 @@ def load_classifier(model_dir: str | Path, labels: Sequence[str]) -> tuple[Any, 
     return model, tokenizer
 
 
+def plan_steps(model_dir: str | Path, n_train: int, config: TrainConfig) -> list[int]:
+    """The steps per phase :func:`train` would run on ``n_train`` rows (reads only the model config)."""
+    from transformers import AutoConfig
+
+    try:
+        n_layers = int(AutoConfig.from_pretrained(str(model_dir)).num_hidden_layers)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RetrainError(f"cannot read the model config in {model_dir}: {exc}") from exc
+    n_phases = config.phase_count(n_layers)
+    weights = phase_weights(config.strategy, n_phases, n_layers, config.layers_per_phase,
+                            config.step_allocation)
+    return allocate_steps(config.step_budget(n_train, n_layers), weights)
+
+
+def measure_step_seconds(model_dir: str | Path, data: Examples, *, labels: Sequence[str],
+                         config: TrainConfig, n_steps: int = 2) -> float:
+    """Mean wall time of ``n_steps`` forward/backward/AdamW steps on real batches of ``data``.
+
+    Every unit is trainable (the cost of the last, fully unfrozen phase, an upper bound for
+    the earlier ones); one untimed step warms up first. Nothing is saved.
+    """
+    import torch
+
+    if len(data) == 0:
+        raise RetrainError("cannot time a training step without training rows")
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    precision = select_precision(device, amp=config.amp)
+    model, tokenizer = load_classifier(model_dir, labels)
+    tokenizer.truncation_side = config.truncation_side
+    model.to(device)
+    model.train()
+    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    ids = _tokenize(tokenizer, data.texts, config.max_length)
+    y = _label_ids(data, labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    batches = _batches(len(ids), config.batch_size, np.random.default_rng(config.seed))
+    times: list[float] = []
+    for i in range(n_steps + 1):
+        idx = next(batches)
+        t0 = time.perf_counter()
+        batch = _collate([ids[j] for j in idx], pad_id, device)
+        with _autocast(precision):
+            logits = model(**batch).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), torch.as_tensor(y[idx], device=device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i > 0:
+            times.append(time.perf_counter() - t0)
+    return float(np.mean(times))
+
+
 def store_log_sink(store: Store, train_run_id: str, model_name: str) -> LogSink:
     """A log sink that inserts rows into ``training_logs`` set-wise."""
     import pyarrow as pa
@@ -594,8 +655,14 @@ def train(
     config: TrainConfig | None = None,
     out_dir: str | Path | None = None,
     log_sink: LogSink | None = None,
+    on_step: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Fine-tune the model in ``model_dir`` and save the best checkpoint to ``out_dir``.
+
+    ``on_step`` reports progress (see :data:`StepCallback`); ``should_stop`` is polled between
+    steps, and a true answer raises :class:`~monitor.errors.RetrainCancelled` before anything
+    is saved.
 
     ``model_dir`` is a Hugging Face directory: a fine-tuned classifier
     (re-fine-tune) or a bare encoder such as MiniLM (initial fine-tune with
@@ -631,6 +698,7 @@ def train(
     weights = phase_weights(cfg.strategy, n_phases, n_layers, cfg.layers_per_phase, cfg.step_allocation)
     plan = allocate_steps(cfg.step_budget(len(train_ids), n_layers), weights)
     log.info("%s: %d phases, steps %s", cfg.strategy, n_phases, plan)
+    total_steps = sum(plan)
     scaler = torch.amp.GradScaler(precision.device_type, enabled=precision.use_scaler) \
         if precision.use_scaler else None
 
@@ -659,6 +727,8 @@ def train(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=sum(plan), desc=f"train[{cfg.strategy}]", disable=not cfg.progress, leave=False)
+    if on_step is not None:
+        on_step(0, total_steps, 0, len(plan))
     try:
         for phase, n_steps in enumerate(plan):
             units = phase_units(cfg.strategy, phase, n_layers, cfg.layers_per_phase)
@@ -673,6 +743,8 @@ def train(
             loss_acc: list[float] = []
             norm_acc: list[float] = []
             for i in range(n_steps):
+                if should_stop is not None and should_stop():
+                    raise RetrainCancelled(f"training cancelled after step {step} of {total_steps}")
                 idx = next(batches)
                 batch = _collate([train_ids[j] for j in idx], pad_id, device)
                 target = torch.as_tensor(y_train[idx], device=device)
@@ -697,6 +769,8 @@ def train(
                 scheduler.step()
                 step += 1
                 bar.update(1)
+                if on_step is not None:
+                    on_step(step, total_steps, phase, len(plan))
                 loss_acc.append(float(loss.detach()))
                 norm_acc.append(float(norm))
                 row: dict[str, Any] | None = None

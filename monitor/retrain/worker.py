@@ -6,6 +6,10 @@ the DuckDB file — the parent owns it — so training log rows travel back over
 a queue and the parent hands them to its log sink. On timeout the worker is
 terminated (then killed) and :class:`RetrainError` is raised.
 
+Progress (``on_step``) travels over the same queue; a cancel request (``cancel()``
+turning true) is passed to the child through a multiprocessing event, which the
+trainer polls between steps (:class:`~monitor.errors.RetrainCancelled`).
+
 :func:`model_lock` is an exclusive, non-blocking lock per model: an
 ``flock`` on ``<registry root>/<model>/.retrain.lock`` (across processes) plus
 an in-process set (across threads, since ``flock`` locks are per process).
@@ -18,13 +22,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import RetrainError
-from monitor.retrain.trainer import Examples, LogSink, TrainConfig, TrainResult, train
+from monitor.errors import RetrainCancelled, RetrainError
+from monitor.retrain.trainer import Examples, LogSink, StepCallback, TrainConfig, TrainResult, train
 
 __all__ = ["TrainJob", "model_lock", "run_in_worker", "run_inline"]
 
@@ -45,42 +49,54 @@ class TrainJob:
     out_dir: str
 
 
-def run_inline(job: TrainJob, *, log_sink: LogSink | None = None) -> TrainResult:
+def run_inline(job: TrainJob, *, log_sink: LogSink | None = None, on_step: StepCallback | None = None,
+               cancel: Callable[[], bool] | None = None) -> TrainResult:
     """Run the job in this process (tests, benchmarks, notebooks)."""
     return train(job.model_dir, job.train, job.val, labels=job.labels, config=job.config,
-                 out_dir=job.out_dir, log_sink=log_sink)
+                 out_dir=job.out_dir, log_sink=log_sink, on_step=on_step, should_stop=cancel)
 
 
-def _worker_main(job: TrainJob, out: Any) -> None:
-    """Child-process entry point: train, streaming log rows, then the result or the error."""
+def _worker_main(job: TrainJob, out: Any, stop: Any = None) -> None:
+    """Child-process entry point: train, streaming log rows and progress, then the result or the error."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        result = run_inline(job, log_sink=lambda rows: out.put(("log", rows)))
+        result = run_inline(job, log_sink=lambda rows: out.put(("log", rows)),
+                            on_step=lambda *p: out.put(("progress", p)),
+                            cancel=stop.is_set if stop is not None else None)
+    except RetrainCancelled as exc:
+        out.put(("cancelled", str(exc)))
+        return
     except BaseException as exc:  # everything must reach the parent
         out.put(("error", f"{type(exc).__name__}: {exc}"))
         return
     out.put(("result", result))
 
 
-def run_in_worker(job: TrainJob, *, timeout_s: float, log_sink: LogSink | None = None) -> TrainResult:
-    """Run the job in a spawned process; raise :class:`RetrainError` on failure or timeout."""
+def run_in_worker(job: TrainJob, *, timeout_s: float, log_sink: LogSink | None = None,
+                  on_step: StepCallback | None = None,
+                  cancel: Callable[[], bool] | None = None) -> TrainResult:
+    """Run the job in a spawned process; raise :class:`RetrainError` on failure or timeout
+    (:class:`RetrainCancelled` once ``cancel()`` turned true and the child stopped)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_worker_main, args=(job, out), name="shiftwatch-train", daemon=True)
+    stop = ctx.Event()
+    proc = ctx.Process(target=_worker_main, args=(job, out, stop), name="shiftwatch-train", daemon=True)
     proc.start()
     deadline = time.monotonic() + timeout_s
     try:
         while True:
+            if cancel is not None and not stop.is_set() and cancel():
+                stop.set()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RetrainError(f"training timed out after {timeout_s:g} s; the worker was stopped")
             try:
-                kind, payload = out.get(timeout=min(1.0, remaining))
+                kind, payload = out.get(timeout=min(0.5, remaining))
             except queue.Empty:
                 if not proc.is_alive():
                     raise RetrainError(
@@ -89,6 +105,11 @@ def run_in_worker(job: TrainJob, *, timeout_s: float, log_sink: LogSink | None =
             if kind == "log":
                 if log_sink is not None:
                     log_sink(payload)
+            elif kind == "progress":
+                if on_step is not None:
+                    on_step(*payload)
+            elif kind == "cancelled":
+                raise RetrainCancelled(payload)
             elif kind == "result":
                 return payload  # type: ignore[no-any-return]
             else:
