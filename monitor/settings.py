@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     retention_days: float = Field(30.0, gt=0)
     dry_run: bool = Field(False, description="decide and record actions, but do not perform them")
     webhook_url: str | None = Field(None, description="notify action URL when the policy gives none")
+    lake_path: str | None = Field(None, description="fleet Parquet lake root (DESIGN §9)")
+    lake_replica: str | None = Field(None, description="this sidecar's replica id in the lake")
+    spark_master: str = Field("local[2]", description="Spark master URL of the fleet spark engine")
+    fleet_rff_features: int = Field(64, ge=2, description="random Fourier features per partial")
+    fleet_rff_seed: int = Field(0, ge=0, description="seed of the partials' feature map")
+    fleet_sample_k: int = Field(500, ge=0, description="bottom-k sample size per partial")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -184,10 +184,11 @@ class HotellingResult:
 
 
 def hotelling(a: RFFMoments, b: RFFMoments) -> HotellingResult | None:
-    """Two-sample Hotelling T² on the feature means; ``None`` when the rows are too few
-    for the pooled covariance's rank (``n_a + n_b − rank − 1 < 1``)."""
+    """Two-sample Hotelling T² on the feature means; ``None`` when the rows are too few:
+    fewer than ``2D + 1`` in all, for ``D`` features (the covariance must be estimated
+    with at least as many residual degrees of freedom as it has dimensions)."""
     n_a, n_b = a.n, b.n
-    if n_a < 2 or n_b < 2:
+    if n_a < 2 or n_b < 2 or n_a + n_b < 2 * a.total.size + 1:
         return None
     pooled = (a.scatter() + b.scatter()) / (n_a + n_b - 2)
     pooled = (pooled + pooled.T) / 2.0
@@ -286,7 +287,8 @@ class RFFHotellingDrift(DriftCalculator):
         if res is None:
             return self.result(statistic=None, p_value=None, drifted=False, n_current=cur_all.n,
                                status="insufficient_data",
-                               details={"reason": f"needs more rows than the {D} features"})
+                               details={"reason": f"needs at least {2 * D + 1} rows in all "
+                                                  f"for {D} features"})
         details: dict[str, Any] = {
             "feature_map": self._map.spec, "t2": res.t2, "f": res.f, "df": [res.df1, res.df2],
             "mmd2_rff": res.mmd2, "rows_used": [ref_all.n, cur_all.n],

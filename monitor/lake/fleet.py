@@ -95,12 +95,12 @@ def ensure_partials(lake: str | Path, engine: LakeEngine, *, config: LakeConfig 
     have: dict[HourPartition, list[Partial]] = {}
     if existing:
         by_part: dict[HourPartition, list[Partial]] = {}
-        for part in engine.read_partials(list(existing.values())):
-            k = part.key
+        for stat in engine.read_partials(list(existing.values())):
+            k = stat.key
             by_part.setdefault(HourPartition(k.model_name, k.model_version, k.date, k.hour,
-                                             k.replica), []).append(part)
+                                             k.replica), []).append(stat)
         have = by_part
-    todo = {}
+    todo: dict[HourPartition, list[Path]] = {}
     for part, files in predictions.items():
         got = have.get(part)
         names = tuple(file_names(files, root))
