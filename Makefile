@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint typecheck unit demo bench browser clean
+.PHONY: install test lint typecheck unit demo bench browser spark clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,20 @@ browser:
 	  echo "installing chromium (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# pyspark (the [spark] extra) and a Debian Java 17 for the Spark engine tests, when missing.
+spark: install
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing openjdk-17-jre-headless (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; }
+	@$(PY) -c "import pyspark" 2>/dev/null || $(PY) -m pip install -q -e ".[dev,spark]"
+
 lint: install
 	$(VENV)/bin/ruff check monitor collectors reports tests benchmarks examples
 
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install browser
+unit: install browser spark
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit
@@ -47,6 +54,7 @@ bench: install
 	$(PY) benchmarks/bench_server.py
 	$(PY) benchmarks/bench_ops.py
 	$(PY) benchmarks/bench_retrain.py
+	$(PY) benchmarks/bench_fleet.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-out

@@ -129,23 +129,23 @@ class SparkEngine:
 
         from monitor.lake.partials import PARTIAL_SCHEMA, partials_to_arrow
 
-        owner = {str(Path(f).resolve()): (part, str(Path(f).relative_to(lake)))
-                 for part, files in jobs.items() for f in files}
         names = {part: sorted(str(Path(f).relative_to(lake)) for f in files)
                  for part, files in jobs.items()}
         keys = sorted(jobs)
-        index = {part: i for i, part in enumerate(keys)}
         file_job = self._spark.createDataFrame(
-            [(str(Path(f).resolve().as_uri()), index[owner[f][0]]) for f in owner],
-            "file string, job int")
-        cols = [c for c in _COLUMNS]
-        df = (self._spark.read.option("mergeSchema", "true").parquet(*[Path(f).resolve().as_uri()
-                                                                       for f in owner])
-              .withColumn("file", sf.input_file_name()))
-        for c in cols:
+            [(name, i) for i, part in enumerate(keys) for name in names[part]],
+            "rel string, job int")
+        paths = [str(Path(f).resolve()) for part in keys for f in jobs[part]]
+        df = (self._spark.read.option("mergeSchema", "true")
+              .option("recursiveFileLookup", "true")  # no partition columns from the path
+              .parquet(*paths))
+        # the file a row came from, as its lake-relative name (input_file_name is a URI)
+        rel = sf.regexp_extract(sf.url_decode(sf.input_file_name()), r"(predictions/.*)$", 1)
+        df = df.withColumn("rel", rel)
+        for c in _COLUMNS:
             if c not in df.columns:
                 df = df.withColumn(c, sf.lit(None))
-        df = df.join(sf.broadcast(file_job), on="file").select("job", "ts", *cols)
+        df = df.join(sf.broadcast(file_job), on="rel").select("job", "ts", *_COLUMNS)
         cfg = (n_features, rff_seed, sample_k)
 
         def per_job(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -177,7 +177,8 @@ class SparkEngine:
             return []
         from monitor.lake.partials import PARTIAL_SCHEMA
 
-        df = self._spark.read.parquet(*[Path(f).resolve().as_uri() for f in files])
+        df = (self._spark.read.option("recursiveFileLookup", "true")
+              .parquet(*[str(Path(f).resolve()) for f in files]))
         rows = df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas())
         parts = partials_from_arrow(rows.select(PARTIAL_SCHEMA.names).cast(PARTIAL_SCHEMA))
         return sorted(parts, key=lambda p: p.key)

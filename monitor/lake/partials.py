@@ -212,7 +212,7 @@ PARTIAL_SCHEMA = pa.schema([
     ("rff_labels", pa.list_(pa.string())), ("rff_n", pa.list_(pa.int64())),
     ("rff_total", pa.list_(pa.list_(pa.float64()))),
     ("rff_outer", pa.list_(pa.list_(pa.float64()))),
-    ("sample_k", pa.int64()), ("sample_hash", pa.list_(pa.uint64())),
+    ("sample_k", pa.int64()), ("sample_hash", pa.list_(pa.int64())),  # uint64 bits as int64
     ("sample_label", pa.list_(pa.string())),
     ("sample_embedding", pa.list_(pa.list_(pa.float32()))),
 ])
@@ -235,7 +235,7 @@ def partials_to_arrow(parts: Sequence[Partial]) -> pa.Table:
             "rff_spec": p.rff_spec, "rff_labels": labs, "rff_n": [p.rff[lab].n for lab in labs],
             "rff_total": [p.rff[lab].total.tolist() for lab in labs],
             "rff_outer": [p.rff[lab].outer.ravel().tolist() for lab in labs],
-            "sample_k": p.sample_k, "sample_hash": p.sample_hash.tolist(),
+            "sample_k": p.sample_k, "sample_hash": p.sample_hash.view(np.int64).tolist(),
             "sample_label": [str(v) for v in p.sample_label],
             "sample_embedding": (None if p.sample_embedding is None
                                  else p.sample_embedding.tolist()),
@@ -268,7 +268,7 @@ def partials_from_arrow(table: pa.Table) -> list[Partial]:
             ntok_hist=None if r["ntok_hist"] is None else np.asarray(r["ntok_hist"], np.int64),
             n_unk_rows=int(r["n_unk_rows"]), n_truncated=int(r["n_truncated"]),
             n_tok_rows=int(r["n_tok_rows"]), rff_spec=spec, rff=rff,
-            sample_hash=np.asarray(r["sample_hash"] or [], np.uint64),
+            sample_hash=np.asarray(r["sample_hash"] or [], np.int64).view(np.uint64),
             sample_label=np.asarray(r["sample_label"] or [], dtype=object),
             sample_embedding=(None if not emb
                               else np.asarray(emb, np.float32).reshape(len(emb), -1)),

@@ -109,3 +109,26 @@ def test_cli_fleet_drift_json_and_report(tmp_path: Path) -> None:
     page = (out / "index.html").read_text(encoding="utf-8")
     assert page.count("<tr>") == 1 + 3 and "windows/" in page
     assert len(list((out / "windows").glob("*.json"))) == 12
+
+
+def test_sidecar_export_job_writes_new_records_once(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from monitor.scheduler import Scheduler
+    from monitor.settings import load_settings
+    from monitor.store import Store
+
+    lake = tmp_path / "lake"
+    settings = load_settings(db_path=tmp_path / "db.duckdb", lake_path=str(lake),
+                             lake_replica="pod-1", spool_dir=tmp_path / "no-spool")
+    clock = [datetime.now(UTC) + timedelta(minutes=5)]
+    with Store(settings.db_path) as store:
+        store.insert_predictions(record_table(60, np.random.default_rng(1), start=T0))
+        sched = Scheduler(settings, store, clock=lambda: clock[0])
+        first = sched.export_lake()
+        again = sched.export_lake()
+    assert first["rows"] == 60 and first["files"] == 1
+    assert again["rows"] == 0
+    (part, files), = list_predictions(lake).items()
+    assert (part.date, part.hour, part.replica) == ("2026-11-30", "00", "pod-1")
+    assert pq.read_table(files[0]).num_rows == 60
