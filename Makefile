@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DO_NOT_TRACK := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-fast lint typecheck unit docs demo bench bench-quick browser clean
+.PHONY: install test test-fast lint typecheck unit docs demo bench bench-quick browser spark clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,20 @@ browser:
 	  echo "installing chromium (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# pyspark (the [spark] extra) and a Debian Java 17 for the Spark engine tests, when missing.
+spark: install
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing openjdk-17-jre-headless (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; }
+	@$(PY) -c "import pyspark" 2>/dev/null || $(PY) -m pip install -q -e ".[all,dev,spark]"
+
 lint: install
 	$(VENV)/bin/ruff check monitor collectors reports tests benchmarks examples docs
 
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install browser
+unit: install browser spark
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit docs

@@ -578,10 +578,16 @@ class ParquetSink(Sink):
     A file is written as ``<name>.parquet.tmp`` and renamed to
     ``<name>.parquet`` only when complete, so the sidecar never reads half a
     file. Records are checked before writing; bad ones are skipped and counted.
+
+    With ``lake_replica``, ``directory`` is a fleet lake root and each batch is
+    written into its layout instead (DESIGN §9:
+    ``predictions/model=…/version=…/date=…/hour=…/replica=<id>-<uuid>.parquet``,
+    one new file per model version and hour the batch spans; never appended).
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, lake_replica: str | None = None) -> None:
         self.directory = private_dir(directory)
+        self.lake_replica = lake_replica
         self.rejected = 0
         self.files_written = 0
 
@@ -595,6 +601,8 @@ class ParquetSink(Sink):
         self.rejected += len({e.row for e in bad})
         if table.num_rows == 0:
             return 0
+        if self.lake_replica is not None:
+            return self._send_to_lake(table, self.lake_replica)
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
         final = self.directory / name
         tmp = final.with_name(name + ".tmp")
@@ -606,4 +614,14 @@ class ParquetSink(Sink):
             tmp.unlink(missing_ok=True)
             raise SinkUnavailable(f"cannot write {final}: {exc}") from exc
         self.files_written += 1
+        return int(table.num_rows)
+
+    def _send_to_lake(self, table: Any, replica: str) -> int:
+        from monitor.lake.layout import write_predictions
+
+        try:
+            files = write_predictions(self.directory, table, replica=replica)
+        except StoreError as exc:
+            raise SinkUnavailable(str(exc)) from exc
+        self.files_written += len(files)
         return int(table.num_rows)

@@ -17,6 +17,9 @@ One cycle (:meth:`Scheduler.run_cycle`, also ``shiftwatch check``):
 4. ``retention`` (when asked) — export records older than ``retention_days`` to Parquet, then
    delete them.
 
+With ``settings.lake_path`` set, each cycle first runs ``lake_export``: the records ingested
+since the previous export go into the fleet lake (:mod:`monitor.lake.export`).
+
 Each job run is a :class:`monitor.jobs.Job` run: recorded in ``job_runs`` with its duration and
 error, and a failure never stops the jobs after it. :meth:`Scheduler.start` schedules the same
 work on a ``BackgroundScheduler`` with ``max_instances=1``, ``coalesce=True`` and a misfire
@@ -195,6 +198,9 @@ class Scheduler:
             if self.settings.spool_dir.is_dir():
                 # ParquetSink drop files first, so this cycle's windows include them.
                 jobs.append(FunctionJob(self.store, "ingest_drops", self.ingest_drops)())
+            if self.settings.lake_path:
+                # new records into the fleet lake (DESIGN §9), before retention can delete them
+                jobs.append(FunctionJob(self.store, "lake_export", self.export_lake)())
             for model_name, version in self.models():
                 check = FunctionJob(self.store, f"drift_check:{model_name}",
                                     partial(self.check_model, model_name, version),
@@ -366,6 +372,16 @@ class Scheduler:
         result = ingest_drop_files(self.store, self.settings.spool_dir)
         return {"files": result.files, "accepted": result.accepted, "duplicates": result.duplicates,
                 "skipped": result.skipped, "failed": list(result.failed)}
+
+    def export_lake(self) -> dict[str, Any]:
+        """Write records ingested since the last export into ``settings.lake_path`` as this
+        replica's prediction files (replica id: ``settings.lake_replica``, else the host name)."""
+        import socket
+
+        from monitor.lake.export import export_to_lake
+
+        replica = self.settings.lake_replica or socket.gethostname()
+        return export_to_lake(self.store, str(self.settings.lake_path), replica, now=self._clock())
 
     # -- shadow candidates -----------------------------------------------------------------
     def shadow_pending(self) -> bool:

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     url: str | None = Field(None, description="the running sidecar the CLI talks to (SHIFTWATCH_URL); "
                                               "default: the discovery file beside db_path")
 
+    lake_path: str | None = Field(None, description="fleet Parquet lake root (DESIGN §9)")
+    lake_replica: str | None = Field(None, description="this sidecar's replica id in the lake")
+    spark_master: str = Field("local[2]", description="Spark master URL of the fleet spark engine")
+    fleet_rff_features: int = Field(64, ge=2, description="random Fourier features per partial")
+    fleet_rff_seed: int = Field(0, ge=0, description="seed of the partials' feature map")
+    fleet_sample_k: int = Field(500, ge=0, description="bottom-k sample size per partial")
     def bearer_token(self) -> str | None:
         """The token the server requires, or ``None`` when ``auth`` is ``off``.
 

@@ -40,9 +40,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from monitor.cli import data, demo, drift, models, ops, report, serve
+    from monitor.cli import data, demo, drift, fleet, models, ops, report, serve
 
-    for module in (data, drift, serve, ops, report, models, demo):
+    for module in (data, drift, fleet, serve, ops, report, models, demo):
         module.register(app)
 
 

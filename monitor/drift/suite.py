@@ -12,13 +12,19 @@ Holm's step-down correction at ``alpha`` to every signal that produced a
 p-value, so the family-wise false-alarm rate stays at ``alpha`` however many
 signals run. Estimates without a p-value (CBPE) are reported as
 informational and never decide the verdict.
+
+A capped embedding method (MMD and the others test at most ``max_rows`` per
+side) is replaced, on a window with more embedded rows than ``max_rows``, by
+the all-rows test :class:`monitor.drift.rff.RFFHotellingDrift` (details say
+``instead_of``), so large windows keep their power; the embedding option
+``all_rows_past_max: false`` keeps the capped method.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 from monitor.drift.base import DriftCalculator, DriftResult
@@ -37,7 +43,8 @@ DEFAULT_SIGNALS: tuple[str, ...] = ("embedding", "class_distribution", "confiden
 METHODS: dict[str, dict[str, str]] = {
     "embedding": {"mmd": "monitor.drift.embedding:MMDDrift",
                   "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
-                  "centroid": "monitor.drift.embedding:CentroidDrift"},
+                  "centroid": "monitor.drift.embedding:CentroidDrift",
+                  "rff_hotelling": "monitor.drift.rff:RFFHotellingDrift"},
     "class_distribution": {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
     "confidence": {"ks": "monitor.drift.confidence:ConfidenceDrift"},
     "tokenizer": {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
@@ -161,6 +168,10 @@ def holm_verdict(results: Sequence[DriftResult], alpha: float) -> tuple[bool, di
     return h.any, verdict
 
 
+def _embedding_rows(frame: DriftFrame) -> int:
+    return 0 if frame.embedding is None else int(frame.embedding.shape[0])
+
+
 class DriftSuite:
     """The configured set of drift signals; reusable across windows once fitted."""
 
@@ -189,16 +200,40 @@ class DriftSuite:
         self.signals = tuple(names)
         self.alpha = alpha
         self.seed = seed
+        emb_opts = dict(opts.get("embedding") or {})
+        all_rows = bool(emb_opts.pop("all_rows_past_max", True))
+        if "embedding" in opts:
+            opts["embedding"] = emb_opts
         self._calculators = {name: make_calculator(name, alpha=alpha, seed=seed,
                                                    options=_with_resolution(name, opts.get(name), alpha,
                                                                             len(names)))
                              for name in names}
+        self._all_rows = self._all_rows_companion(emb_opts) if all_rows else None
         self._fit_errors: dict[str, str] = {}
+        self._all_rows_error = True
         self._n_reference: int | None = None
+
+    def _all_rows_companion(self, emb_opts: Mapping[str, Any]) -> DriftCalculator | None:
+        """The all-rows RFF/Hotelling test that replaces a capped embedding method on windows
+        past its ``max_rows`` (option ``all_rows_past_max``, default on)."""
+        calc = self._calculators.get("embedding")
+        if calc is None or not hasattr(calc, "max_rows") or calc.method == "rff_hotelling":
+            return None
+        threshold = float(emb_opts.get("threshold", self.alpha))
+        return make_calculator("embedding", alpha=self.alpha, seed=self.seed,
+                               options={"method": "rff_hotelling", "threshold": threshold,
+                                        "min_rows": calc.min_rows})
 
     def fit(self, reference: DriftFrame) -> Self:
         """Fit every signal on the reference window."""
         self._fit_errors = {}
+        if self._all_rows is not None:
+            try:
+                self._all_rows.fit(reference)
+            except CalculatorError:
+                self._all_rows_error = True
+            else:
+                self._all_rows_error = False
         for name, calc in self._calculators.items():
             try:
                 calc.fit(reference)
@@ -210,6 +245,10 @@ class DriftSuite:
         self._n_reference = reference.n
         return self
 
+    def _uses_all_rows(self, calc: DriftCalculator, current: DriftFrame) -> bool:
+        return (self._all_rows is not None and not self._all_rows_error
+                and _embedding_rows(current) > int(getattr(calc, "max_rows", 0)))
+
     def compute(self, current: DriftFrame) -> DriftReport:
         """Run every signal on the current window and decide the overall verdict."""
         if self._n_reference is None:
@@ -220,6 +259,14 @@ class DriftSuite:
                 results.append(calc.result(statistic=None, p_value=None, drifted=False,
                                            n_current=current.n, status="error",
                                            details={"error": self._fit_errors[name]}))
+                continue
+            if name == "embedding" and self._uses_all_rows(calc, current):
+                assert self._all_rows is not None
+                res = self._all_rows.compute(current)
+                details = {**res.details, "instead_of": calc.method,
+                           "reason": f"window has more than max_rows={getattr(calc, 'max_rows', 0)} "
+                                     "rows: every row is tested"}
+                results.append(replace(res, details=details))
                 continue
             results.append(calc.compute(current))
         drifted, verdict = holm_verdict(results, self.alpha)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,10 +38,29 @@ def empty_store() -> Iterator[Store]:
         yield store
 
 
+def _empty_records_file() -> str:
+    """An empty Parquet file with every record and partials column (planning binds names)."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from collectors.schema import ARROW_SCHEMA
+    from monitor.lake.partials import PARTIAL_SCHEMA
+
+    path = Path(tempfile.gettempdir()) / f"shiftwatch-plan-{os.getpid()}.parquet"
+    if not path.exists():
+        fields = list(ARROW_SCHEMA) + [f for f in PARTIAL_SCHEMA if f.name not in ARROW_SCHEMA.names]
+        pq.write_table(pa.schema(fields).empty_table(), path)
+    return str(path)
+
+
 @pytest.mark.parametrize("name", sorted(load_queries()))
 def test_every_named_query_prepares_on_an_empty_schema(name: str, empty_store: Store) -> None:
     sql = load_queries()[name]
-    params = {p: None for p in _PARAM.findall(sql)}
+    params: dict[str, object] = {p: None for p in _PARAM.findall(sql)}
+    if "files" in params:  # file-reading queries (lake.sql) plan against a real empty file
+        params["files"] = [_empty_records_file()]
     try:
         empty_store.fetchall_sql("EXPLAIN " + sql, params)  # binds and plans; changes nothing
     except StoreError as exc:

@@ -1,0 +1,157 @@
+"""Drift signals from merged partials: the same DriftReport as ``shiftwatch drift``.
+
+Every test uses every row of the window, through statistics that merge:
+
+* ``embedding`` / ``rff_hotelling`` — :class:`monitor.drift.rff.RFFHotellingDrift`
+  on the per-class RFF moments (per-class tests in details);
+* ``class_distribution`` / ``chi2`` — Pearson's chi-square on the exact
+  predicted-class counts (Jensen–Shannon distance in details);
+* ``confidence`` / ``ks_binned`` — the two-sample KS distance between the
+  100-bin confidence histograms. The binned distance is never above the exact
+  one, so the asymptotic p-value (Stephens' correction) is conservative;
+* ``tokenizer`` / ``bonferroni`` — two-proportion z tests of the share of rows
+  with an ``[UNK]`` and of truncated rows, and binned KS on ``n_tokens``
+  (exact integer bins), Bonferroni-combined.
+
+The verdict is Holm at ``alpha`` over these p-values, as in the single-node suite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from monitor.drift.base import DriftResult
+from monitor.drift.rff import RFFHotellingDrift
+from monitor.drift.suite import DriftReport, holm_verdict
+from monitor.lake.partials import Partial
+
+__all__ = ["FLEET_SIGNALS", "report_from_partials"]
+
+FLEET_SIGNALS = ("embedding", "class_distribution", "confidence", "tokenizer")
+
+
+def _result(signal: str, method: str, *, statistic: float | None, p_value: float | None,
+            alpha: float, n_ref: int, n_cur: int, details: dict[str, Any],
+            min_rows: int) -> DriftResult:
+    if n_ref < min_rows or n_cur < min_rows or p_value is None:
+        return DriftResult(signal=signal, method=method, statistic=None, p_value=None,
+                           threshold=alpha, drifted=False, n_reference=n_ref, n_current=n_cur,
+                           status="insufficient_data",
+                           details={"min_rows": min_rows, **details,
+                                    "reason": details.get("reason",
+                                                          f"needs at least {min_rows} rows on "
+                                                          "each side")})
+    return DriftResult(signal=signal, method=method, statistic=statistic, p_value=p_value,
+                       threshold=alpha, drifted=p_value < alpha, n_reference=n_ref,
+                       n_current=n_cur, details=details)
+
+
+def ks_binned(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """KS distance between two histograms on the same bins and its asymptotic p-value."""
+    from scipy.stats import kstwobign
+
+    n, m = float(a.sum()), float(b.sum())
+    d = float(np.max(np.abs(np.cumsum(a) / n - np.cumsum(b) / m)))
+    en = math.sqrt(n * m / (n + m))
+    return d, float(kstwobign.sf((en + 0.12 + 0.11 / en) * d))
+
+
+def _two_proportion(x1: int, n1: int, x2: int, n2: int) -> float:
+    from scipy.stats import norm
+
+    pooled = (x1 + x2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return 1.0
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return float(2 * norm.sf(abs(x1 / n1 - x2 / n2) / se))
+
+
+def _class_distribution(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> DriftResult:
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import chi2_contingency
+
+    labels = sorted(set(ref.class_counts) | set(cur.class_counts))
+    table = np.array([[ref.class_counts.get(lab, 0) for lab in labels],
+                      [cur.class_counts.get(lab, 0) for lab in labels]], dtype=np.float64)
+    details: dict[str, Any] = {"labels": labels,
+                               "reference_share": (table[0] / max(table[0].sum(), 1)).tolist(),
+                               "current_share": (table[1] / max(table[1].sum(), 1)).tolist()}
+    stat = p = None
+    if len(labels) > 1 and ref.n and cur.n:
+        res = chi2_contingency(table, correction=False)
+        stat, p = float(res.statistic), float(res.pvalue)
+        details["js_distance"] = float(jensenshannon(table[0], table[1], base=2))
+        details["unseen_labels"] = [lab for lab in labels if lab not in ref.class_counts]
+    elif ref.n and cur.n:
+        stat, p = 0.0, 1.0
+    return _result("class_distribution", "chi2", statistic=stat, p_value=p, alpha=alpha,
+                   n_ref=ref.n, n_cur=cur.n, details=details, min_rows=min_rows)
+
+
+def _confidence(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> DriftResult:
+    stat = p = None
+    details: dict[str, Any] = {"bins": int(ref.conf_hist.size)}
+    if ref.n and cur.n:
+        stat, p = ks_binned(ref.conf_hist, cur.conf_hist)
+        centres = (np.arange(ref.conf_hist.size) + 0.5) / ref.conf_hist.size
+        details["mean_drop"] = float(centres @ ref.conf_hist / ref.n - centres @ cur.conf_hist
+                                     / cur.n)
+    return _result("confidence", "ks_binned", statistic=stat, p_value=p, alpha=alpha,
+                   n_ref=ref.n, n_cur=cur.n, details=details, min_rows=min_rows)
+
+
+def _tokenizer(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> DriftResult:
+    n_r, n_c = ref.n_tok_rows, cur.n_tok_rows
+    if ref.ntok_hist is None or cur.ntok_hist is None or min(n_r, n_c) == 0:
+        return _result("tokenizer", "bonferroni", statistic=None, p_value=None, alpha=alpha,
+                       n_ref=n_r, n_cur=n_c, min_rows=min_rows,
+                       details={"reason": "no n_tokens on one side"})
+    d, p_len = ks_binned(ref.ntok_hist, cur.ntok_hist)
+    tests = {
+        "unk_rows": {"p_value": _two_proportion(ref.n_unk_rows, n_r, cur.n_unk_rows, n_c),
+                     "reference_rate": ref.n_unk_rows / n_r, "current_rate": cur.n_unk_rows / n_c},
+        "truncated": {"p_value": _two_proportion(ref.n_truncated, n_r, cur.n_truncated, n_c),
+                      "reference_rate": ref.n_truncated / n_r,
+                      "current_rate": cur.n_truncated / n_c},
+        "n_tokens": {"p_value": p_len, "ks": d},
+    }
+    best = min(tests, key=lambda k: float(tests[k]["p_value"]))
+    p = min(1.0, len(tests) * float(tests[best]["p_value"]))
+    return _result("tokenizer", "bonferroni", statistic=float(tests[best]["p_value"]), p_value=p,
+                   alpha=alpha, n_ref=n_r, n_cur=n_c, min_rows=min_rows,
+                   details={"tests": tests, "statistic_of": best})
+
+
+def report_from_partials(reference: Partial, current: Partial, *, alpha: float = 0.01,
+                         min_rows: int = 20) -> DriftReport:
+    """The DriftReport of a merged current window against a merged reference."""
+    results = [
+        _embedding(reference, current, alpha, min_rows),
+        _class_distribution(reference, current, alpha, min_rows),
+        _confidence(reference, current, alpha, min_rows),
+        _tokenizer(reference, current, alpha, min_rows),
+    ]
+    drifted, verdict = holm_verdict(results, alpha)
+    return DriftReport(n_reference=reference.n, n_current=current.n, drifted=drifted,
+                       signals=tuple(results), alpha=alpha, verdict=verdict)
+
+
+def _embedding(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> DriftResult:
+    fmap = ref.feature_map
+    n_ref = sum(m.n for m in ref.rff.values())
+    n_cur = sum(m.n for m in cur.rff.values())
+    if fmap is None or cur.rff_spec is None:
+        return _result("embedding", "rff_hotelling", statistic=None, p_value=None, alpha=alpha,
+                       n_ref=n_ref, n_cur=n_cur, min_rows=min_rows,
+                       details={"reason": "no embeddings on one side"})
+    if cur.rff_spec != ref.rff_spec:
+        return DriftResult(signal="embedding", method="rff_hotelling", statistic=None,
+                           p_value=None, threshold=alpha, drifted=False, n_reference=n_ref,
+                           n_current=n_cur, status="error",
+                           details={"error": f"feature maps differ: reference {ref.rff_spec}, "
+                                             f"current {cur.rff_spec}"})
+    calc = RFFHotellingDrift.from_moments(fmap, ref.rff, threshold=alpha, min_rows=min_rows)
+    return calc.compare(cur.rff)
