@@ -30,7 +30,8 @@ def ingest(
     """
     with Store(db) as store:
         table, rejected = read_records(file, skip_bad=skip_bad, embedding_dims=store.embedding_dims())
-        result = store.insert_predictions(table, skip_bad=skip_bad, source=str(file))
+        result = store.insert_predictions(table, skip_bad=skip_bad, source=str(file),
+                                          validated=True)
     for err in [*rejected, *result.rejected]:
         typer.echo(f"skipped: {file}: {err}", err=True)
     typer.echo(f"ingested {result.accepted} records into {db} "
