@@ -204,7 +204,7 @@ def parse_ts(value: Any) -> datetime:
 
 def _epoch_ts(us: int, value: Any) -> datetime:
     if not _TS_MIN_US <= us < _TS_MAX_US:
-        shown = value if abs(value) < 10**30 else f"of {len(str(int(abs(value))))} digits"
+        shown = _shown_number(value)
         raise InvalidValue(f"epoch {shown} is outside 1970-01-01..2100-12-31 "
                            "(read as seconds < 1e11, ms < 1e14, µs < 1e17, else ns)")
     return TS_MIN + timedelta(microseconds=us)
@@ -246,9 +246,15 @@ def check_int(value: Any, *, high: int = _INT64_MAX) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise InvalidValue(f"expected an integer, got {type(value).__name__}")
     if not 0 <= int(value) <= high:
-        shown = str(value) if abs(int(value)) < 10**30 else f"an integer of {len(str(abs(value)))} digits"
-        raise InvalidValue(f"must be between 0 and {high}, got {shown}")
+        raise InvalidValue(f"must be between 0 and {high}, got {_shown_number(int(value))}")
     return int(value)
+
+
+def _shown_number(value: Any) -> str:
+    """A number for a message; never the 4,300-digit str() that Python refuses."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+    return str(value)
 
 
 def _encodable(text: str) -> bool:
