@@ -186,9 +186,10 @@ def parse_ts(value: Any) -> datetime:
     elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
         return _epoch_ts(_epoch_us_int(int(value)), value)
     elif isinstance(value, float | np.floating):
-        if not math.isfinite(value) or abs(value) >= 1e20:
-            raise InvalidValue(f"epoch {value} is not a finite number in range")
-        return _epoch_ts(_epoch_us(float(value)), value)
+        f = float(value)
+        if not math.isfinite(f) or abs(f) >= 1e20:
+            raise InvalidValue(f"epoch {f} is not a finite number in range")
+        return _epoch_ts(_epoch_us(f), f)
     else:
         raise InvalidValue(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
     if ts.tzinfo is None or ts.utcoffset() is None:
@@ -637,7 +638,8 @@ def validate_table(
     ``skip_bad``; raises nothing else.
     """
     n = table.num_rows
-    row_of = np.asarray(rows if rows is not None else range(first_row, first_row + n), dtype=np.int64)
+    row_of = np.asarray(rows, dtype=np.int64) if rows is not None else \
+        np.arange(first_row, first_row + n, dtype=np.int64)
     table, problems = _conform(table, source, row_of)
 
     def flag(mask: Any, field: str, message: str) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from monitor.errors import ConfigError
+from collectors.codec import parse_json
+from monitor.errors import ConfigError, SchemaError
 from monitor.store import Store
 
 __all__ = ["EXPORT_COLUMNS", "ImportResult", "export_queue", "import_labels"]
@@ -85,9 +86,9 @@ def _read(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{i}: invalid JSON: {exc.msg}") from exc
+            obj = parse_json(line, row=i)
+        except SchemaError as exc:  # the record codec's one JSON parser (depth, huge numbers)
+            raise ConfigError(f"{path}:{i}: {exc.errors[0].message}") from exc
         if not isinstance(obj, dict):
             raise ConfigError(f"{path}:{i}: expected a JSON object")
         rows.append((i, obj))

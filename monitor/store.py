@@ -218,6 +218,7 @@ class Store:
         """
         with self._lock:
             dims = self.embedding_dims()
+            rejected: list[RecordError]
             if validated and isinstance(records, pa.Table):
                 table, rejected = records, []
             elif isinstance(records, pa.Table):
