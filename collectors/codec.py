@@ -389,9 +389,7 @@ def _coerce_one(rec: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
     problems: list[tuple[str, str]] = []
     for key in rec:
         if key not in _ALLOWED:
-            shown = key.encode("utf-8", "backslashreplace").decode()[:64] if isinstance(key, str) \
-                else repr(key)[:64]
-            problems.append((shown, "unknown field"))
+            problems.append((_shown(key), "unknown field"))
             break
     for name in RECORD_FIELDS:
         value = rec.get(name)
@@ -800,5 +798,6 @@ def labels_to_table(
 
 
 def _shown(key: Any) -> str:
-    text = key if isinstance(key, str) else repr(key)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:64]
+    """A field name fit for a one-line message (escaped, at most 64 characters, never blank)."""
+    text = key if isinstance(key, str) and key.strip() else repr(key)
+    return text.encode("unicode_escape").decode("ascii")[:64]

@@ -198,7 +198,7 @@ def _scalarise(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(valid_records(), min_size=1, max_size=6))
 def test_valid_records_round_trip(records: list[dict[str, Any]]) -> None:
     for i, rec in enumerate(records):
@@ -218,7 +218,7 @@ def test_valid_records_round_trip(records: list[dict[str, Any]]) -> None:
     assert errors == [] and again.equals(table)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(valid_records(), min_size=1, max_size=4), st.data())
 def test_every_invalid_mutation_is_refused_with_its_row_and_field(
     records: list[dict[str, Any]], data: st.DataObject
@@ -245,7 +245,7 @@ JSONISH = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(valid_records(), min_size=1, max_size=3), st.data())
 def test_arbitrary_values_raise_only_the_codec_error(
     records: list[dict[str, Any]], data: st.DataObject
@@ -262,7 +262,7 @@ def test_arbitrary_values_raise_only_the_codec_error(
     records_to_table(records, skip_bad=True)  # never raises with skip_bad
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(valid_records(), min_size=1, max_size=4), st.data())
 def test_fast_and_record_by_record_paths_agree(records: list[dict[str, Any]], data: st.DataObject) -> None:
     for i, rec in enumerate(records):
