@@ -59,9 +59,9 @@ def ingest(state: AppState, body: bytes) -> dict[str, int]:
         raise ApiError(422, f"{len(problems)} problem(s) in the batch; nothing was written",
                        sorted(problems, key=lambda e: e.row)[:100])
     try:
-        # the codec's conversion and checks run here, outside the store's lock; the store
-        # re-checks the table vectorised against the embedding dimensions it knows
-        table, _ = records_to_table(records)
+        # the codec's conversion and checks run here, outside the store's lock (against the
+        # dimensions known now); the store re-checks the table vectorised under its lock
+        table, _ = records_to_table(records, embedding_dims=store.embedding_dims())
         result = store.insert_predictions(table)
     except SchemaError as exc:
         state.metrics.rejected.inc(len(records))
