@@ -5,7 +5,7 @@ baseline measured in the same run on the same records.
     .venv/bin/python benchmarks/bench_server.py [--quick] [--clients 4] [--batch 250] [--dim 384]
 
 Prints records/s for the HTTP path and two in-process baselines (records through the
-record-by-record validator; records through the sidecar's Arrow fast path), the ratios, and
+record list handed to the store; records converted by the codec first, as the sidecar does), the ratios, and
 p50/p99 ingest latency per batch (client side: request sent -> 202 received, which includes
 the commit).
 """
@@ -54,15 +54,14 @@ def batches(k: int, n_batches: int, size: int, dim: int) -> list[list[dict[str, 
 
 def direct_baseline(data: list[list[dict[str, Any]]], tmp: Path, *, fast: bool) -> float:
     """records/s of Store.insert_predictions in this process, one batch per call; ``fast``
-    converts each batch with the sidecar's Arrow fast path first (as the sidecar does)."""
-    from monitor.api.records import fast_table
+    converts each batch with the record codec first (as the sidecar does, outside the lock)."""
+    from collectors.codec import records_to_table
     from monitor.store import Store
 
     with Store(tmp / f"direct-{fast}.duckdb") as store:
         t0 = time.perf_counter()
         for batch in data:
-            table = fast_table(batch) if fast else None
-            store.insert_predictions(table if table is not None else batch)
+            store.insert_predictions(records_to_table(batch)[0] if fast else batch)
         elapsed = time.perf_counter() - t0
     return sum(len(b) for b in data) / elapsed
 
@@ -156,7 +155,7 @@ def main() -> None:
             assert store.count_predictions() == stored == n, "every accepted record must be stored"
     ms = np.array(lat) * 1000.0
     print(f"direct Store.insert_predictions(records)      : {direct:10.0f} records/s")
-    print(f"direct Store.insert_predictions(fast_table()) : {direct_fast:10.0f} records/s")
+    print(f"direct Store.insert_predictions(codec table)  : {direct_fast:10.0f} records/s")
     print(f"HTTP sidecar, 4 clients, 202 after commit     : {rate:10.0f} records/s  "
           f"(ratio to direct: {rate / direct:.2f}; to direct fast path: {rate / direct_fast:.2f})")
     print(f"ingest latency per {args.batch}-record batch: p50 {np.percentile(ms, 50):.1f} ms, "

@@ -64,7 +64,7 @@ class RecordError:
     message: str
 
     def __str__(self) -> str:
-        return f"row {self.row}, field '{self.field}': {self.message}"
+        return f"row {self.row}: field {self.field}: {self.message}"
 
 
 class SchemaError(ShiftwatchError):

@@ -1,6 +1,8 @@
 """Collector telemetry in the store: serving errors and collector heartbeats.
 
-The sidecar's ``POST /v1/errors`` and ``POST /v1/heartbeat`` and the embedded
+Fields follow the record codec (:mod:`collectors.codec`): timestamps by its one rule, names
+by its name rule, counters as non-negative int64. The sidecar's ``POST /v1/errors`` and
+``POST /v1/heartbeat`` and the embedded
 :class:`collectors.sinks.DuckDBSink` write through these two functions (tables
 of migration 002). Rows are validated first; any bad row raises
 :class:`~monitor.errors.SchemaError` naming row and field, and nothing is
@@ -10,11 +12,11 @@ written. Inserts are set-wise through Arrow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
+from collectors.codec import InvalidValue, check_int, check_name, parse_ts
 from monitor.errors import RecordError, SchemaError
 from monitor.store import Store
 
@@ -47,25 +49,17 @@ _MAX_MESSAGE = 10_000
 
 
 def _value(name: str, typ: pa.DataType, value: Any) -> Any:
+    """One field by the record codec's rules (timestamps, names, non-negative int64 counters)."""
     if pa.types.is_timestamp(typ):
-        if isinstance(value, datetime):
-            ts = value
-        elif isinstance(value, str):
-            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            ts = datetime.fromtimestamp(float(value), tz=UTC)
-        else:
-            raise TypeError(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
-        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    if pa.types.is_string(typ):
+        return parse_ts(value)
+    if name == "message":
         if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {type(value).__name__}")
-        return value[:_MAX_MESSAGE] if name == "message" else value
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
+            raise InvalidValue(f"expected a string, got {type(value).__name__}")
+        return check_name(value[:_MAX_MESSAGE].replace("\x00", "\ufffd"), limit=_MAX_MESSAGE,
+                          control=False)
+    if pa.types.is_string(typ):
+        return check_name(value, required=True)
+    return check_int(value)
 
 
 def _to_table(
@@ -91,7 +85,7 @@ def _to_table(
                 continue
             try:
                 values[name] = _value(name, typ, value)
-            except (TypeError, ValueError, OverflowError, OSError) as exc:
+            except InvalidValue as exc:
                 errors.append(RecordError(i, name, str(exc)))
         for name in fields:
             cols[name].append(values.get(name))

@@ -282,7 +282,7 @@ def ingest_file(store: Store, settings: Settings, *, file: str, skip_bad: bool =
 
     path = Path(file)
     table, rejected = read_records(path, skip_bad=skip_bad, embedding_dims=store.embedding_dims())
-    result = store.insert_predictions(table, skip_bad=skip_bad, source=str(path))
+    result = store.insert_predictions(table, skip_bad=skip_bad, source=str(path), validated=True)
     return {"accepted": result.accepted, "duplicates": result.duplicates,
             "skipped": [str(e) for e in [*rejected, *result.rejected]]}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from collectors.schema import records_to_table, validate_table
-from monitor.errors import RecordError, SchemaError
+from collectors.codec import parse_json, records_to_table, validate_table
+from monitor.errors import RecordError, SchemaError, ShiftwatchError
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.store import Store
@@ -30,25 +31,26 @@ __all__ = ["DropIngest", "ingest_drop_files", "read_jsonl", "read_records", "wri
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
 
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """Parse a JSON Lines file into records and their 1-based line numbers."""
-    records: list[dict[str, Any]] = []
+def read_jsonl(path: Path) -> tuple[list[Any], list[int]]:
+    """Parse a JSON Lines file into records and their 1-based line numbers.
+
+    Each line goes through the codec's one JSON parser (:func:`collectors.codec.parse_json`):
+    bad UTF-8, bad syntax, huge numbers and deep nesting are a :class:`SchemaError` naming the
+    line.
+    """
+    records: list[Any] = []
     lines: list[int] = []
+    source = str(path)
     try:
-        with path.open("r", encoding="utf-8") as fh:
+        with path.open("rb") as fh:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SchemaError([RecordError(lineno, "<json>", f"invalid JSON: {exc.msg}")],
-                                      source=str(path)) from exc
-                records.append(obj)
+                records.append(parse_json(line, row=lineno, source=source))
                 lines.append(lineno)
-    except UnicodeDecodeError as exc:
-        raise SchemaError([RecordError(0, "<file>", f"not UTF-8: {exc.reason}")],
-                          source=str(path)) from exc
+    except OSError as exc:
+        raise SchemaError([RecordError(0, "<file>", f"cannot read: {exc.strerror or exc}")],
+                          source=source) from exc
     return records, lines
 
 
@@ -60,7 +62,11 @@ def read_records(
 ) -> tuple[pa.Table, list[RecordError]]:
     """Read and validate a Parquet or JSON Lines file of prediction records."""
     p = Path(path)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except OSError as exc:
+        raise SchemaError([RecordError(0, "<file>", f"cannot read: {exc}")], source=str(p)) from exc
+    if not exists:
         raise SchemaError([RecordError(0, "<file>", "file not found")], source=str(p))
     if p.suffix.lower() in _JSONL_SUFFIXES:
         records, lines = read_jsonl(p)
@@ -111,11 +117,12 @@ class DropIngest:
 def ingest_drop_files(store: Store, directory: str | Path, *, keep: bool = False) -> DropIngest:
     """Ingest the Parquet drop files of :class:`collectors.sinks.ParquetSink`, oldest first.
 
-    Only complete ``*.parquet`` files are read (writers rename ``.tmp`` files
-    into place). A file is deleted after its records are committed (moved to
-    ``done/`` with ``keep=True``); a crash in between only re-reads it, and
-    event_id dedupe makes that harmless. Bad rows are skipped and counted; an
-    unreadable file is moved to ``failed/`` so it cannot block the others.
+    Only complete ``*.parquet`` files are read (writers rename ``.tmp`` files into place). A
+    file is deleted after its records are committed (moved to ``done/`` with ``keep=True``); a
+    crash in between only re-reads it, and event_id dedupe makes that harmless. Bad rows are
+    skipped and counted. A file that fails in any way is moved to ``failed/`` with a
+    ``<name>.error`` text file beside it (the one-line error), and the next file is read: one
+    bad file never blocks the others, in this pass or later ones.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -125,20 +132,39 @@ def ingest_drop_files(store: Store, directory: str | Path, *, keep: bool = False
     for path in sorted(root.glob("*.parquet")):
         try:
             table, bad = read_records(path, skip_bad=True, embedding_dims=store.embedding_dims())
-            result = store.insert_predictions(table, skip_bad=True, source=str(path))
-        except SchemaError as exc:
-            log.warning("drop file %s rejected: %s", path, exc)
-            (root / "failed").mkdir(exist_ok=True)
-            path.replace(root / "failed" / path.name)
+            result = store.insert_predictions(table, skip_bad=True, source=str(path), validated=True)
+        except Exception as exc:  # any failure: quarantine the file, go on with the next one
+            _quarantine(root, path, exc)
             failed.append(str(path))
             continue
         files += 1
         accepted += result.accepted
         duplicates += result.duplicates
         skipped += len(bad) + len(result.rejected)
-        if keep:
-            (root / "done").mkdir(exist_ok=True)
-            path.replace(root / "done" / path.name)
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            if keep:
+                (root / "done").mkdir(exist_ok=True)
+                path.replace(root / "done" / path.name)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:  # committed; a re-read later only counts duplicates
+            log.warning("drop file %s ingested but not removed: %s", path, exc)
     return DropIngest(files, accepted, duplicates, skipped, tuple(failed))
+
+
+def _quarantine(root: Path, path: Path, exc: BaseException) -> None:
+    """Move a failed drop file to ``failed/`` with its one-line error in ``<name>.error``."""
+    if isinstance(exc, ShiftwatchError):
+        message = str(exc)
+    else:  # not one of ours: keep the type, and the traceback in the log
+        message = f"{path}: {type(exc).__name__}: {exc}"
+        log.warning("drop file %s failed:\n%s", path, "".join(traceback.format_exception(exc)))
+    line = " ".join(message.split())[:2000]
+    log.warning("drop file %s moved to failed/: %s", path, line)
+    failed = root / "failed"
+    try:
+        failed.mkdir(exist_ok=True)
+        (failed / (path.name + ".error")).write_text(line + "\n", encoding="utf-8")
+        path.replace(failed / path.name)
+    except OSError as move_exc:  # cannot even move it: leave it, but never raise into the job
+        log.error("cannot move drop file %s to %s: %s", path, failed, move_exc)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from monitor.errors import ConfigError
+from collectors.codec import parse_json
+from monitor.errors import ConfigError, SchemaError
 from monitor.store import Store
 
 __all__ = ["EXPORT_COLUMNS", "ImportResult", "export_queue", "import_labels"]
@@ -85,9 +86,9 @@ def _read(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{i}: invalid JSON: {exc.msg}") from exc
+            obj = parse_json(line, row=i)
+        except SchemaError as exc:  # the record codec's one JSON parser (depth, huge numbers)
+            raise ConfigError(f"{path}:{i}: {exc.errors[0].message}") from exc
         if not isinstance(obj, dict):
             raise ConfigError(f"{path}:{i}: expected a JSON object")
         rows.append((i, obj))
@@ -104,6 +105,7 @@ def import_labels(store: Store, path: str | Path, *, source: str = "review") -> 
     p = Path(path)
     rows = _read(p)
     picked: list[tuple[int, str, str]] = []
+    seen: dict[str, int] = {}
     problems: list[str] = []
     skipped = 0
     for line, row in rows:
@@ -117,6 +119,10 @@ def import_labels(store: Store, path: str | Path, *, source: str = "review") -> 
         if not isinstance(label, str):
             problems.append(f"{p}:{line}: field 'label': expected a string, got {type(label).__name__}")
             continue
+        if eid.strip() in seen:
+            problems.append(f"{p}:{line}: field 'event_id': repeats line {seen[eid.strip()]}")
+            continue
+        seen[eid.strip()] = line
         picked.append((line, eid.strip(), label.strip()))
     if picked:
         known = {r[0] for r in store.execute("ops_review_known", {"ids": [eid for _, eid, _ in picked]})}
@@ -128,8 +134,12 @@ def import_labels(store: Store, path: str | Path, *, source: str = "review") -> 
     if not picked:
         return ImportResult(0, skipped)
     now = datetime.now(UTC)
-    store.insert_labels([{"event_id": eid, "label": label, "labeled_at": now, "source": source}
-                         for _, eid, label in picked], source=str(p))
+    try:
+        store.insert_labels([{"event_id": eid, "label": label, "labeled_at": now, "source": source}
+                             for _, eid, label in picked], source=str(p))
+    except SchemaError as exc:  # the codec's label rules (length, control characters)
+        first = exc.errors[0]
+        raise ConfigError(f"{p}:{picked[first.row][0]}: field '{first.field}': {first.message}") from exc
     table = pa.table({"event_id": pa.array([eid for _, eid, _ in picked], pa.string()),
                       "label": pa.array([label for _, _, label in picked], pa.string()),
                       "labeled_at": pa.array([now] * len(picked), pa.timestamp("us", tz="UTC"))})

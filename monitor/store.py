@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from collectors.schema import records_to_table, validate_table
+from collectors.codec import labels_to_table, records_to_table, validate_table
 from collectors.spool import private_dir
 from monitor.errors import RecordError, SchemaError, StoreError
 from monitor.queries import load_migrations, load_queries
@@ -74,7 +74,7 @@ class Store:
                 raise StoreError(f"cannot create the directory of {self.path}: {exc}") from exc
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         if not read_only:
             self._restrict_files()
@@ -253,6 +253,7 @@ class Store:
         skip_bad: bool = False,
         source: str | None = None,
         first_row: int = 0,
+        validated: bool = False,
     ) -> IngestResult:
         """Validate and insert prediction records in one transaction.
 
@@ -261,11 +262,16 @@ class Store:
         row and field, and nothing is written — unless ``skip_bad`` is set,
         in which case the good rows are written and the bad ones returned in
         ``rejected``. Re-sent ``event_id`` values are counted as duplicates
-        and never stored twice.
+        and never stored twice. ``validated=True`` says ``records`` is a table the codec
+        just returned (checked against this store's embedding dimensions): it is not checked
+        twice.
         """
         with self._lock:
             dims = self.embedding_dims()
-            if isinstance(records, pa.Table):
+            rejected: list[RecordError]
+            if validated and isinstance(records, pa.Table):
+                table, rejected = records, []
+            elif isinstance(records, pa.Table):
                 table, rejected = validate_table(
                     records, skip_bad=skip_bad, source=source, first_row=first_row,
                     embedding_dims=dims,
@@ -312,37 +318,14 @@ class Store:
     def insert_labels(
         self, labels: Sequence[Mapping[str, Any]], *, source: str | None = None
     ) -> int:
-        """Upsert delayed ground truth ``(event_id, label, labeled_at, source)``."""
-        errors: list[RecordError] = []
-        rows: dict[str, list[Any]] = {"event_id": [], "label": [], "labeled_at": [], "source": []}
-        now = datetime.now().astimezone()
-        for i, item in enumerate(labels):
-            eid, lab = item.get("event_id"), item.get("label")
-            if not isinstance(eid, str) or not eid:
-                errors.append(RecordError(i, "event_id", "required string is missing"))
-                continue
-            if not isinstance(lab, str) or not lab:
-                errors.append(RecordError(i, "label", "required string is missing"))
-                continue
-            at = item.get("labeled_at") or now
-            if isinstance(at, str):
-                try:
-                    at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-                except ValueError:
-                    errors.append(RecordError(i, "labeled_at", "expected an ISO 8601 timestamp"))
-                    continue
-            rows["event_id"].append(eid)
-            rows["label"].append(lab)
-            rows["labeled_at"].append(at)
-            rows["source"].append(item.get("source"))
-        if errors:
-            raise SchemaError(errors, source=source)
-        table = pa.table(
-            rows,
-            schema=pa.schema([("event_id", pa.string()), ("label", pa.string()),
-                              ("labeled_at", pa.timestamp("us", tz="UTC")), ("source", pa.string())]),
-        )
-        with self.transaction(), self.registered("_labels", _dedupe_ids(table, keep="last")):
+        """Upsert delayed ground truth ``(event_id, label, labeled_at, source)``; return the count.
+
+        Items follow :func:`collectors.codec.labels_to_table` (``labeled_at`` by the timestamp
+        rule of predictions, one event_id at most once per batch); any bad item raises
+        :class:`SchemaError` naming row and field, and nothing is written.
+        """
+        table = labels_to_table(labels, source=source)
+        with self.transaction(), self.registered("_labels", table):
             self.execute("upsert_labels")
         return int(table.num_rows)
 

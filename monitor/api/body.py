@@ -1,5 +1,8 @@
 """Bounded request bodies: size (413), UTF-8 and JSON (400), batch shape and size (422/413).
 
+JSON is parsed by the record codec (:func:`collectors.codec.parse_json`), the same parser as
+JSON Lines files.
+
 The body is read on the event loop with a running byte count (a lying or absent
 ``Content-Length`` cannot get past the bound); decoding and parsing happen in the caller's
 worker thread.
@@ -7,19 +10,16 @@ worker thread.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic_core
 from fastapi import Request
 
+from collectors import codec
 from monitor.api.errors import ApiError
-from monitor.errors import RecordError
+from monitor.errors import RecordError, SchemaError
 
-MAX_STRING = 10_000
-
-__all__ = ["check_fields", "parse_json", "read_body", "surrogate_errors", "take_batch"]
+__all__ = ["parse_json", "read_body", "take_batch"]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -42,22 +42,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
-    """Decode UTF-8 strictly and parse JSON; 400 naming the problem's position.
-
-    Parsing uses pydantic-core's Rust JSON parser (about 3x the standard library on
-    embedding-heavy batches); ``NaN``/``Infinity`` literals become floats on purpose, so the
-    record validator reports them with their row and field.
-    """
+    """The body parsed by the record codec's one JSON parser; 400 naming the problem."""
     if not body.strip():
         raise ApiError(400, "empty request body; expected a JSON object")
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start}): {exc.reason}") from exc
-    try:
-        return pydantic_core.from_json(text, allow_inf_nan=True)
-    except ValueError as exc:  # syntax, lone surrogate escapes, numbers out of range, nesting depth
-        raise ApiError(400, f"invalid JSON: {str(exc)[:300]}") from exc
+        return codec.parse_json(body)
+    except SchemaError as exc:
+        raise ApiError(400, exc.errors[0].message if exc.errors else "invalid JSON") from exc
 
 
 def take_batch(payload: Any, key: str, limit: int) -> list[Mapping[str, Any]]:
@@ -81,54 +72,6 @@ def take_batch(payload: Any, key: str, limit: int) -> list[Mapping[str, Any]]:
     if bad:
         raise ApiError(422, f"{len(bad)} item(s) of '{key}' are not objects", bad[:100])
     return items
-
-
-def surrogate_errors(items: list[Mapping[str, Any]]) -> list[RecordError]:
-    """Rows holding strings that cannot be encoded as UTF-8 (lone surrogates from ``\\ud800``)."""
-    out: list[RecordError] = []
-    for i, item in enumerate(items):
-        for k, v in item.items():
-            if not _encodable(str(k)):
-                out.append(RecordError(i, _safe(str(k)), "field name is not valid Unicode (lone surrogate)"))
-            elif isinstance(v, str) and not _encodable(v):
-                out.append(RecordError(i, str(k), "string is not valid Unicode (lone surrogate)"))
-    return out
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _safe(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def check_fields(row: int, item: Mapping[str, Any], fields: Mapping[str, str]) -> list[RecordError]:
-    """Type-check one item against ``fields`` (``?`` = optional)."""
-    out = [RecordError(row, str(k), "unknown field") for k in item if k not in fields]
-    for name, kind in fields.items():
-        value = item.get(name)
-        optional = kind.endswith("?") or kind == "time" or kind == "int"
-        base = kind.rstrip("?")
-        if value is None:
-            if not optional:
-                out.append(RecordError(row, name, "required field is missing"))
-            continue
-        if base == "str" and (not isinstance(value, str) or len(value) > MAX_STRING):
-            out.append(RecordError(row, name, f"expected a string of at most {MAX_STRING} characters"))
-        elif base == "int" and (isinstance(value, bool) or not isinstance(value, int)
-                                or not 0 <= value < 2**63):
-            out.append(RecordError(row, name, "expected a non-negative integer"))
-        elif base == "time" and not (
-            isinstance(value, str)
-            or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
-        ):
-            out.append(RecordError(row, name, "expected an ISO 8601 timestamp"))
-    return out
 
 
 def _json_type(value: Any) -> str:

@@ -52,5 +52,13 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except ShiftwatchError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(2)
+    except OSError as exc:  # a path the OS refuses (missing directory, permissions, /proc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -49,7 +49,7 @@ def test_ingest_skip_bad_lists_rows(runner: CliRunner, tmp_path: Path) -> None:
     f = _jsonl(tmp_path / "r.jsonl", recs)
     res = runner.invoke(app, ["ingest", str(f), "--db", str(tmp_path / "x.duckdb"), "--skip-bad"])
     assert res.exit_code == 0, res.output
-    assert "ingested 2 records" in res.output and "row 2, field 'confidence'" in res.output
+    assert "ingested 2 records" in res.output and "row 2: field confidence" in res.output
 
 
 def test_bad_input_exits_2_with_one_line_naming_file_row_field(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_bad_input_exits_2_with_one_line_naming_file_row_field(tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert str(f) in lines[0] and "row 3" in lines[0] and "'confidence'" in lines[0]
+    assert str(f) in lines[0] and "row 3" in lines[0] and "field confidence" in lines[0]
     with Store(db) as store:
         assert store.count_predictions() == 0
 

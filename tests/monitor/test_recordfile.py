@@ -27,13 +27,13 @@ def test_jsonl_error_names_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(SchemaError) as info:
         read_records(f)
     msg = str(info.value)
-    assert str(f) in msg and "row 3" in msg and "'confidence'" in msg  # row = 1-based line
+    assert str(f) in msg and "row 3" in msg and "field confidence:" in msg  # row = 1-based line
 
 
 def test_invalid_json_line(tmp_path: Path) -> None:
     f = tmp_path / "r.jsonl"
     f.write_text(json.dumps(record(0)) + "\n{oops\n", encoding="utf-8")
-    with pytest.raises(SchemaError, match="row 2, field '<json>'"):
+    with pytest.raises(SchemaError, match="row 2: field <json>"):
         read_records(f)
 
 

@@ -100,7 +100,7 @@ def test_bad_record_names_field_and_row_and_writes_nothing(store: Store, bad: di
 def test_missing_required_field_is_named(store: Store) -> None:
     rec = record(0)
     del rec["predicted_label"]
-    with pytest.raises(SchemaError, match="row 1, field 'predicted_label'"):
+    with pytest.raises(SchemaError, match="row 1: field predicted_label"):
         store.insert_predictions([record(5), rec])
     assert store.count_predictions() == 0
 
@@ -143,7 +143,7 @@ def test_delayed_labels_are_merged(store: Store) -> None:
     assert store.insert_labels([{"event_id": record(1)["event_id"], "label": "pos"},
                                 {"event_id": record(0)["event_id"], "label": "pos"}]) == 2
     assert store.read_window("m").column("label").to_pylist() == ["pos", "pos"]
-    with pytest.raises(SchemaError, match="row 0, field 'label'"):
+    with pytest.raises(SchemaError, match="row 0: field label"):
         store.insert_labels([{"event_id": "x"}])
 
 
@@ -189,7 +189,7 @@ def test_null_inside_an_embedding_read_from_parquet_is_rejected(store: Store) ->
     emb[1] = [0.1, None, 0.3, 0.4]
     table = table.set_column(table.schema.get_field_index("embedding"), "embedding",
                              pa.array(emb, pa.list_(pa.float32())))
-    with pytest.raises(SchemaError, match="row 1, field 'embedding'"):
+    with pytest.raises(SchemaError, match="row 1: field embedding"):
         store.insert_predictions(table)
 
 

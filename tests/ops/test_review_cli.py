@@ -75,6 +75,17 @@ def test_import_errors_name_file_and_line(store: Store, tmp_path: Path) -> None:
     bad.write_text('{"event_id": "x", "label": 3}\nnot json\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.jsonl:2: invalid JSON"):
         import_labels(store, bad)
+    eid = queue(store, 1)[0]["event_id"]
+    bad.write_text(f'{{"event_id": "{eid}", "label": "a"}}\n{{"event_id": "{eid}", "label": "b"}}\n',
+                   encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.jsonl:2: field 'event_id': repeats line 1"):
+        import_labels(store, bad)
+    bad.write_text(json.dumps({"event_id": eid, "label": "x" * 201}) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1: field 'label': longer than 200"):
+        import_labels(store, bad)
+    bad.write_text('{"event_id": "x", "n": ' + "9" * 5000 + "}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1: invalid JSON"):
+        import_labels(store, bad)
     csv_bad = tmp_path / "bad.csv"
     csv_bad.write_text("id,label\n1,a\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad.csv:1: the header needs"):

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from collectors.schema import records_to_table, validate_table
-from monitor.api.records import fast_table
+from collectors.codec import _fast_table, _records_one_by_one, validate_table
 from monitor.errors import SchemaError
 from monitor.server import create_app
 from tests.server.fuzz_openapi import generate, operations, schedule
@@ -133,11 +132,12 @@ def test_fast_path_accepts_exactly_what_the_record_validator_accepts() -> None:
         records = payload.get("records") if isinstance(payload, dict) else None
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             continue
-        table = fast_table(records)
+        table = _fast_table(records)
         if table is None:
             continue
         taken += 1
-        slow = _outcome(lambda r=records: records_to_table(r))
+        slow = _outcome(lambda r=records: _records_one_by_one(
+            r, range(len(r)), skip_bad=False, source=None, embedding_dims=None))
         assert _outcome(lambda t=table: validate_table(t)) == slow, case
     assert taken > 150  # the fast path is really exercised, on good and on bad values
 
