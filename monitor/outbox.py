@@ -192,7 +192,7 @@ def enqueue_event(store: Store, settings: Settings, kind: str, payload: Mapping[
 
     ``payload`` is the event's evidence (JSON-ready). ``dedupe_key`` names the event once (e.g.
     ``retrain|<run_id>``); without one each call is a new event. ``report_url`` is added from
-    ``settings.public_url`` when the payload names a drift ``run_id``. Opens no transaction:
+    ``settings.public_url`` when the payload names a ``drift_run_id``. Opens no transaction:
     call it inside the transaction that records the event.
     """
     if not settings.webhook_url:
@@ -200,13 +200,14 @@ def enqueue_event(store: Store, settings: Settings, kind: str, payload: Mapping[
     at = now or datetime.now(UTC)
     key = dedupe_key or f"event|{kind}|{uuid.uuid4().hex}"
     event: dict[str, Any] = {"kind": kind, **payload, "dedupe_key": key, "created_at": at.isoformat()}
-    event.setdefault("report_url", run_report_url(settings, payload.get("run_id")))
+    if not event.get("report_url"):
+        event["report_url"] = run_report_url(settings, _opt_str(payload.get("drift_run_id")))
     fmt: Format = settings.webhook_format
     enqueue(store, Notification(
         dedupe_key=key, kind=kind, url=settings.webhook_url, body=event_body(event, fmt), format=fmt,
         model_name=_opt_str(payload.get("model_name")),
         model_version=_opt_str(payload.get("model_version") or payload.get("to_version")),
-        run_id=_opt_str(payload.get("run_id"))), now=at, expire_after_s=settings.outbox_expire_s)
+        run_id=_opt_str(payload.get("drift_run_id"))), now=at, expire_after_s=settings.outbox_expire_s)
     return key
 
 

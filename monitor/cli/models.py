@@ -41,7 +41,7 @@ def _open(config: Path | None, db: Path | None, registry_dir: Path | None
 
     settings = load_settings(config, db_path=db, registry_dir=registry_dir)
     with Store(settings.db_path) as store:
-        registry = Registry(store, settings.registry_dir)
+        registry = Registry(store, settings.registry_dir, settings=settings)
         for name in registry.recover():
             typer.echo(f"recovered: the ACTIVE pointer of {name} was rewritten from the DB", err=True)
         yield settings, store, registry
@@ -160,7 +160,7 @@ def promote(
     version: str = typer.Argument(..., help="Version to activate."),
     model: str = MODEL,
     reason: str = typer.Option("promoted by CLI", "--reason", help="Why (recorded)."),
-    webhook: str | None = typer.Option(None, "--webhook", help="POST the change to this URL."),
+    webhook: str | None = typer.Option(None, "--webhook", help="Notify this URL (via the outbox)."),
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Make VERSION the active version (DB + ACTIVE pointer, atomically)."""
@@ -173,7 +173,7 @@ def rollback(
     model: str = MODEL,
     to: str | None = typer.Option(None, "--to", help="Version to restore (default: the previous one)."),
     reason: str = typer.Option("rolled back by CLI", "--reason", help="Why (recorded)."),
-    webhook: str | None = typer.Option(None, "--webhook", help="POST the change to this URL."),
+    webhook: str | None = typer.Option(None, "--webhook", help="Notify this URL (via the outbox)."),
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Restore the previously active version (or --to); the current one becomes rejected."""
@@ -186,14 +186,22 @@ def _switch(
     config: Path | None, db: Path | None, registry_dir: Path | None, webhook: str | None, model: str,
     change: Callable[[Registry], ModelVersion],
 ) -> tuple[str, ModelVersion]:
-    """Run one activation change (optionally announced to a webhook); return (previous, new)."""
-    from monitor.registry import webhook_listener
+    """Run one activation change, announced through the outbox to ``--webhook`` (or the
+    settings' ``webhook_url``); return (previous, new). One delivery attempt is made at once;
+    a failed one is retried by the sidecar's delivery job once it runs."""
+    from monitor.outbox import backoff_for, deliver_due
 
-    with _open(config, db, registry_dir) as (_, _store, registry):
+    with _open(config, db, registry_dir) as (settings, store, registry):
         if webhook:
-            registry.listeners.append(webhook_listener(webhook))
+            settings = settings.model_copy(update={"webhook_url": webhook})
+            registry.settings = settings
         before = registry.active(model)
         mv = change(registry)
+        if settings.webhook_url:
+            report = deliver_due(store, backoff=backoff_for(settings))
+            for key in report.retrying + report.failed:
+                typer.echo(f"warning: notification {key} not delivered yet; it stays in the outbox",
+                           err=True)
     return (before.version if before else "-"), mv
 
 
