@@ -10,8 +10,8 @@ also ``shiftwatch check``):
    complete windows). So a window is tested once, and ``for: N`` in a policy means N distinct
    windows. A window whose text-only rows still wait for enrichment (:mod:`monitor.enrich`) is
    not checked yet: it is left for a later cycle and reported in ``CycleResult.enriching``
-   (rows, rows pending) — not a failed job — until its rows are enriched or it ended more than
-   ``settings.enrich_max_wait_s`` ago. Each checked window becomes one in-memory
+   (rows, rows pending) — not a failed job — until its rows are enriched; once it ended more
+   than ``settings.enrich_max_wait_s`` ago it is checked without the rows that never were. Each checked window becomes one in-memory
    :class:`~monitor.windowcheck.WindowCheck` (records, reference, drift report, health summary).
 2. ``evaluate_policy:<model>`` — per window check: the policy (:mod:`monitor.policy`) judges it
    with the version's previous windows and the cooldown marks (last *delivered* notification
@@ -169,16 +169,22 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
                   drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end)
 
 
-def _pending_enrichment(table: pa.Table) -> int:
-    """Rows of a window still waiting for enrichment: text but no embedding or no ``n_tokens``
-    (the predicate of ``server_pending_enrichment``)."""
+def _enriched_mask(table: pa.Table) -> pa.ChunkedArray:
+    """True for rows not waiting for enrichment; a row waits when it has text but no embedding
+    or no ``n_tokens`` (the predicate of ``server_pending_enrichment``)."""
     import pyarrow.compute as pc
 
-    if table.num_rows == 0 or "text" not in table.column_names:
-        return 0
     missing = pc.or_(pc.is_null(table["embedding"]), pc.is_null(table["n_tokens"]))
-    pending = pc.and_(pc.is_valid(table["text"]), missing)
-    return int(pc.sum(pc.cast(pending, "int64")).as_py() or 0)
+    return pc.invert(pc.and_(pc.is_valid(table["text"]), missing))
+
+
+def _pending_enrichment(table: pa.Table) -> int:
+    """Rows of a window still waiting for enrichment (see :func:`_enriched_mask`)."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return 0
+    return table.num_rows - int(pc.sum(pc.cast(_enriched_mask(table), "int64")).as_py() or 0)
 
 
 class Scheduler:
@@ -345,9 +351,10 @@ class Scheduler:
                                            "rows wait for embeddings/tokenizer stats")
                 return checks, why, waiting
             if pending:
-                log.warning("drift_check %s %s: window [%s, %s) checked with %d of %d rows never "
-                            "enriched (waited past enrich_max_wait_s)", model_name, model_version,
+                log.warning("drift_check %s %s: window [%s, %s) checked without its %d of %d rows "
+                            "never enriched (waited past enrich_max_wait_s)", model_name, model_version,
                             start, end, pending, table.num_rows)
+                table = table.filter(_enriched_mask(table))
             run_id, report = check_records(self.store, table, reference, model_name=model_name,
                                            model_version=model_version, reference_name=reference_name,
                                            start=start, end=end, signals=self.signals)

@@ -261,3 +261,45 @@ def test_enqueue_event_without_a_webhook_is_a_no_op(store: Store, tmp_path: Path
     body = json.loads(store.fetch_dicts("outbox_get", {"dedupe_key": key})[0]["body"])
     assert body["event"]["report_url"] == "http://sw/reports/runs/abc.html"
     assert body["event"]["created_at"] == T0.isoformat()
+
+
+@pytest.mark.slow
+def test_receiver_down_for_30s_then_up_gets_the_notification_exactly_once(tmp_path: Path) -> None:
+    """Real time: the webhook receiver is down while the alert fires and for 30 s after; the
+    sidecar's delivery job keeps retrying; once the receiver is back the alert arrives once."""
+    import time
+
+    from monitor.demo.receiver import WebhookReceiver
+
+    probe = WebhookReceiver(path="/hook").start()
+    url = probe.url
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    probe.stop()  # down from here on
+    down_at = time.monotonic()
+    settings = settings_for(tmp_path, outbox_interval_s=1.0, outbox_backoff_s=1.0, outbox_max_backoff_s=4.0,
+                            drift_interval_s=3600.0)
+    with Store(settings.db_path) as store:
+        seed_reference(store)
+        store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
+        sched = Scheduler(settings, store, policy=_policy(url), reports_interval_s=3600.0)
+        (run_id,) = sched.run_cycle(reports=False).drift_runs  # fires; its first attempt is refused
+        key = f"alert|sentiment|v1|emb|{run_id}"
+        sched.start()
+        try:
+            time.sleep(max(0.0, 30.0 - (time.monotonic() - down_at)))
+            refused = store.fetch_dicts("outbox_attempts", {"dedupe_key": key})
+            assert status(store, key) == "pending" and len(refused) >= 5
+            assert all(a["status_code"] is None and "ConnectError" in a["error"] for a in refused)
+            with WebhookReceiver(path="/hook", port=port) as receiver:
+                deadline = time.monotonic() + 15.0
+                while time.monotonic() < deadline and status(store, key) != "delivered":
+                    time.sleep(0.2)
+                time.sleep(3.0)  # three more delivery runs: nothing is sent again
+                messages = receiver.messages()
+        finally:
+            sched.shutdown()
+        assert status(store, key) == "delivered"
+        attempts = store.fetch_dicts("outbox_attempts", {"dedupe_key": key})
+    assert len(messages) == 1
+    assert messages[0].body["alert"]["dedupe_key"] == key and messages[0].body["alert"]["run_id"] == run_id
+    assert attempts[-1]["status_code"] == 200 and all(a["status_code"] is None for a in attempts[:-1])
