@@ -11,8 +11,9 @@ also ``shiftwatch check``):
    windows. A window whose text-only rows still wait for enrichment (:mod:`monitor.enrich`) is
    not checked yet: it is left for a later cycle and reported in ``CycleResult.enriching``
    (rows, rows pending) — not a failed job — until its rows are enriched; once it ended more
-   than ``settings.enrich_max_wait_s`` ago it is checked without the rows that never were. Each checked window becomes one in-memory
-   :class:`~monitor.windowcheck.WindowCheck` (records, reference, drift report, health summary).
+   than ``settings.enrich_max_wait_s`` ago it is checked without the rows that never were.
+   Each checked window becomes one in-memory :class:`~monitor.windowcheck.WindowCheck`
+   (records, reference, drift report, health summary).
 2. ``evaluate_policy:<model>`` — per window check: the policy (:mod:`monitor.policy`) judges it
    with the version's previous windows and the cooldown marks (last *delivered* notification
    per model version and rule); every decision is stored with its notifications in the outbox
@@ -182,9 +183,10 @@ def _pending_enrichment(table: pa.Table) -> int:
     """Rows of a window still waiting for enrichment (see :func:`_enriched_mask`)."""
     import pyarrow.compute as pc
 
-    if table.num_rows == 0:
+    n: int = table.num_rows
+    if n == 0:
         return 0
-    return table.num_rows - int(pc.sum(pc.cast(_enriched_mask(table), "int64")).as_py() or 0)
+    return n - int(pc.sum(pc.cast(_enriched_mask(table), "int64")).as_py() or 0)
 
 
 class Scheduler:

@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     outbox_backoff_s: float = Field(1.0, gt=0, description="wait after the first failed delivery attempt")
     outbox_max_backoff_s: float = Field(300.0, gt=0, description="longest wait between delivery attempts")
     outbox_expire_s: float = Field(24 * 3600.0, gt=0, description="give up on an undelivered notification")
-    enrich_max_wait_s: float = Field(3600.0, ge=0, description="check a window without its rows still waiting "
-                                                                "for enrichment once it ended this long ago")
+    enrich_max_wait_s: float = Field(3600.0, ge=0, description="check a window without its rows "
+                                     "still waiting for enrichment once it ended this long ago")
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

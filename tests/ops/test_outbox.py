@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from monitor.settings import Settings
 from monitor.store import Store
 from tests.ops.conftest import T0, Receiver, make_records, seed_reference
 
-SHIFTED = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
+SHIFTED: dict[str, Any] = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
 
 
 def settings_for(tmp_path: Path, **kw: Any) -> Settings:
@@ -205,8 +205,8 @@ def test_promotion_and_rollback_notify_through_the_outbox(store: Store, tmp_path
     assert events[1]["reason"] == "worse on live traffic" and events[1]["dedupe_key"].startswith("registry|")
 
 
-def test_a_policy_rollback_notifies_the_alert_and_the_rollback(store: Store, tmp_path: Path,
-                                                               tiny_bert_dir: Path, receiver: Receiver) -> None:
+def test_a_policy_rollback_notifies_the_rollback(store: Store, tmp_path: Path, tiny_bert_dir: Path,
+                                                 receiver: Receiver) -> None:
     from monitor.actions.runner import run_decision_actions
     from monitor.policy import ActionSpec, Decision
     from monitor.registry import Registry

@@ -17,7 +17,7 @@ from monitor.settings import Settings
 from monitor.store import Store
 from tests.ops.conftest import T0, Receiver, make_records, seed_reference
 
-SHIFTED = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
+SHIFTED: dict[str, Any] = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
 
 
 def settings_for(tmp_path: Path, **kw: Any) -> Settings:
@@ -40,7 +40,8 @@ def enrich_from(store: Store, originals: list[dict[str, Any]]) -> None:
     """Write the stripped values back through the enricher's own UPDATE."""
     table = pa.table({"event_id": [r["event_id"] for r in originals],
                       "embedding": [r["embedding"] for r in originals],
-                      "n_tokens": [r["n_tokens"] for r in originals], "n_unk": [r["n_unk"] for r in originals],
+                      "n_tokens": [r["n_tokens"] for r in originals],
+                      "n_unk": [r["n_unk"] for r in originals],
                       "truncated": [r["truncated"] for r in originals],
                       "n_chars": [r["n_chars"] for r in originals]}, schema=_ENRICHED_SCHEMA)
     with store.transaction(), store.registered("_enriched", table):
@@ -69,7 +70,7 @@ def test_an_enriching_window_is_skipped_then_checked(store: Store, tmp_path: Pat
     assert store.fetchall_sql("SELECT n_current FROM drift_runs WHERE run_id = $r", {"r": run_id}) == [(300,)]
 
 
-def test_a_window_that_never_finishes_enriching_is_checked_after_the_wait(store: Store, tmp_path: Path) -> None:
+def test_a_window_never_enriched_is_checked_after_the_wait(store: Store, tmp_path: Path) -> None:
     seed_reference(store)
     store.insert_predictions(text_only(make_records(300, seed=2, start=T0), every=5))
     sched = Scheduler(settings_for(tmp_path, enrich_max_wait_s=600), store,
