@@ -22,8 +22,9 @@ also ``shiftwatch check``):
 3. ``deliver_notifications`` — the outbox delivery run (:func:`monitor.outbox.deliver_due`); it
    also runs on its own every ``settings.outbox_interval_s`` so retries do not wait for the next
    drift cycle.
-4. ``render_run:<model>`` — the report of each window check, from the same records; then
-   (``reports=True``) ``render_reports`` renders anything missing, the timelines and the index.
+4. ``render_run:<model>`` — the report of each window check, from the same records (also in
+   the scheduled cycles); then (``reports=True``, and on its own interval in the background)
+   ``render_reports`` renders anything missing, the timelines and the index.
 5. ``retention`` (when asked) — export records older than ``retention_days`` to Parquet, then
    delete them.
 
@@ -218,9 +219,15 @@ class Scheduler:
         self._cycle_lock = threading.Lock()
 
     # -- one cycle -------------------------------------------------------------------------
-    def run_cycle(self, *, reports: bool = True, retention: bool = False) -> CycleResult:
+    def run_cycle(self, *, reports: bool = True, retention: bool = False,
+                  window_reports: bool | None = None) -> CycleResult:
         """Check every model's pending windows and hand each check to policy, actions and its
-        report; deliver due notifications; then the report index (and retention)."""
+        report; deliver due notifications; then the report index (and retention).
+
+        ``window_reports`` (default: ``reports``) renders each new window's report from the
+        check's records; ``reports`` also renders whatever is missing, the timelines and the index.
+        """
+        render_windows = reports if window_reports is None else window_reports
         with self._cycle_lock:
             jobs: list[JobRun] = []
             runs: list[str] = []
@@ -259,10 +266,11 @@ class Scheduler:
                 jobs.append(FunctionJob(self.store, "deliver_notifications", self.deliver_notifications)())
             if self.shadow_pending():
                 jobs.append(FunctionJob(self.store, "shadow_evaluate", self.evaluate_shadow)())
-            if reports:
+            if render_windows:
                 for wc in checks:
                     jobs.append(FunctionJob(self.store, f"render_run:{wc.model_name}",
                                             partial(self.render_check, wc))())
+            if reports:
                 jobs.append(FunctionJob(self.store, "render_reports", self.render_reports)())
             if retention:
                 jobs.append(FunctionJob(self.store, "retention", self.apply_retention)())
@@ -524,7 +532,8 @@ class Scheduler:
 
     def _scheduled_cycle(self) -> None:
         try:
-            result = self.run_cycle(reports=False)
+            # each new window's report in the same pass; index and timelines on their own job
+            result = self.run_cycle(reports=False, window_reports=True)
             log.info("drift cycle: %d runs, %d decisions", len(result.drift_runs), len(result.decisions))
         except Exception:  # listing models failed (store closing?); the next tick tries again
             log.exception("drift cycle failed")
