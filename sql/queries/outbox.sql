@@ -66,3 +66,8 @@ ORDER BY counted_at DESC;
 -- name: outbox_any_pending
 -- Whether any notification waits for delivery.
 SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1;
+
+-- name: outbox_counts
+-- Notifications by kind and status, with the oldest queue time (epoch seconds) of each group.
+SELECT kind, status, count(*) AS n, epoch(min(created_at)) AS oldest_at
+FROM outbox GROUP BY kind, status ORDER BY kind, status;

@@ -303,3 +303,17 @@ def test_receiver_down_for_30s_then_up_gets_the_notification_exactly_once(tmp_pa
     assert len(messages) == 1
     assert messages[0].body["alert"]["dedupe_key"] == key and messages[0].body["alert"]["run_id"] == run_id
     assert attempts[-1]["status_code"] == 200 and all(a["status_code"] is None for a in attempts[:-1])
+
+
+def test_metrics_count_notifications_by_kind_and_status(store: Store, receiver: Receiver) -> None:
+    from monitor.metrics import ServerMetrics
+
+    enqueue(store, note(receiver.url, "a"), now=T0, expire_after_s=3600)
+    deliver_due(store, clock=lambda: T0)
+    enqueue(store, note(dead_url(), "b"), now=T0 + timedelta(seconds=5), expire_after_s=3600)
+    text = ServerMetrics(lambda: store).render().decode()
+    assert 'shiftwatch_notifications{kind="alert",status="delivered"} 1.0' in text
+    assert 'shiftwatch_notifications{kind="alert",status="pending"} 1.0' in text
+    (line,) = [x for x in text.splitlines()
+               if x.startswith("shiftwatch_notifications_oldest_pending_timestamp_seconds ")]
+    assert float(line.split()[1]) == (T0 + timedelta(seconds=5)).timestamp()
