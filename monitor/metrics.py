@@ -8,8 +8,9 @@ one, so several apps — e.g. in tests — never share or clash). Two kinds of v
 - **DB-backed values** derived at scrape time from the tables other components write, so the
   sidecar needs no coupling to the scheduler: each signal's latest statistic and p-value
   (``drift_runs`` / ``drift_results``), alerts fired, actions, job durations and last-success
-  timestamps (``job_runs``), collector-reported queue depth and drops
-  (``collector_heartbeats``), serving errors, and the newest operational-health window.
+  timestamps (``job_runs``), notifications by kind and status (``outbox``), collector-reported
+  queue depth and drops (``collector_heartbeats``), serving errors, and the newest
+  operational-health window.
 
 A table that cannot be read (e.g. a migration not applied) is skipped and counted in
 ``shiftwatch_metrics_scrape_errors_total``; the scrape itself never fails.
@@ -132,7 +133,8 @@ class _StoreCollector(Collector):
         if store is None:
             return
         self.cap.start_scrape()
-        for gen in (self._drift, self._ops, self._collectors, self._health, self._serving):
+        for gen in (self._drift, self._ops, self._collectors, self._health, self._serving,
+                    self._outbox):
             for metric in gen(store):
                 yield _merge(metric)
         failures = CounterMetricFamily("shiftwatch_metrics_scrape_errors",
@@ -200,6 +202,18 @@ class _StoreCollector(Collector):
         for r in self._rows(store, "server_prediction_counts"):
             stored.add_metric([self._m(r["model_name"]), self._v(r["model_version"])], float(r["n"]))
         yield from (alerts, actions, job_runs, duration, success, stored)
+
+    def _outbox(self, store: Store) -> Iterator[Metric]:
+        notes = GaugeMetricFamily("shiftwatch_notifications",
+                                  "Notifications in the outbox by kind and status "
+                                  "(pending, delivered, failed, expired)", labels=["kind", "status"])
+        oldest = GaugeMetricFamily("shiftwatch_notifications_oldest_pending_timestamp_seconds",
+                                   "When the oldest undelivered notification was queued")
+        for r in self._rows(store, "outbox_counts"):
+            notes.add_metric([r["kind"], r["status"]], float(r["n"]))
+            if r["status"] == "pending" and r["oldest_at"] is not None:
+                oldest.add_metric([], float(r["oldest_at"]))
+        yield from (notes, oldest)
 
     def _collectors(self, store: Store) -> Iterator[Metric]:
         labels = ["collector", "model", "version"]

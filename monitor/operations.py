@@ -56,7 +56,7 @@ def _jsonable(value: Any) -> Any:
 def _registry(store: Store, settings: Settings) -> Registry:
     from monitor.registry import Registry
 
-    return Registry(store, settings.registry_dir)
+    return Registry(store, settings.registry_dir, settings=settings)
 
 
 # -- models ------------------------------------------------------------------------------
@@ -120,11 +120,14 @@ def models_shadow(store: Store, settings: Settings, *, model: str | None = None,
 
 def _switch(store: Store, settings: Settings, model: str, webhook: str | None, kind: str, *,
             version: str | None, reason: str) -> dict[str, Any]:
-    from monitor.registry import webhook_listener
+    """One activation change, announced through the outbox to ``webhook`` (or the settings'
+    ``webhook_url``). One delivery attempt is made at once; a failed one stays in the outbox and
+    is retried by the sidecar's delivery job (``undelivered`` lists its keys)."""
+    from monitor.outbox import backoff_for, deliver_due
 
-    registry = _registry(store, settings)
     if webhook:
-        registry.listeners.append(webhook_listener(webhook))
+        settings = settings.model_copy(update={"webhook_url": webhook})
+    registry = _registry(store, settings)
     before = registry.active(model)
     if kind == "promote":
         if version is None:
@@ -132,8 +135,12 @@ def _switch(store: Store, settings: Settings, model: str, webhook: str | None, k
         mv = registry.promote(model, version, reason=reason)
     else:
         mv = registry.rollback(model, to=version, reason=reason)
+    undelivered: list[str] = []
+    if settings.webhook_url:
+        report = deliver_due(store, backoff=backoff_for(settings))
+        undelivered = [*report.retrying, *report.failed]
     return {"model_name": model, "from_version": before.version if before else None,
-            "to_version": mv.version, "status": mv.status}
+            "to_version": mv.version, "status": mv.status, "undelivered": undelivered}
 
 
 def promote(store: Store, settings: Settings, *, model: str, version: str, reason: str = "promoted by CLI",

@@ -101,6 +101,21 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _prediction_stats(records: pa.Table) -> dict[str, Any]:
+    """What ``server_health_predictions`` computes, from records in memory (``quantile_cont``
+    is numpy's linear interpolation)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = records.num_rows
+    span = pc.min_max(records["ts"]).as_py() if n else {"min": None, "max": None}
+    lat = records["latency_ms"].drop_null().to_numpy() if "latency_ms" in records.column_names else None
+    has = lat is not None and lat.size > 0
+    q = np.quantile(lat, [0.5, 0.95, 0.99]) if has and lat is not None else [None, None, None]
+    return {"n": n, "first_ts": span["min"], "last_ts": span["max"], "p50": q[0], "p95": q[1],
+            "p99": q[2], "n_latency": int(lat.size) if lat is not None else 0}
+
+
 def health_window(
     store: Store,
     *,
@@ -108,10 +123,17 @@ def health_window(
     model_version: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    records: pa.Table | None = None,
 ) -> HealthSummary:
-    """Compute the operational health of ``model_name`` (optionally one version) in ``[start, end)``."""
+    """Compute the operational health of ``model_name`` (optionally one version) in ``[start, end)``.
+
+    ``records``: the window's prediction records when the caller has them in memory already
+    (the scheduler's one read per window); count, time span and latency quantiles then come
+    from them instead of a second query of ``predictions``.
+    """
     params = {"model_name": model_name, "model_version": model_version, "start": start, "end": end}
-    pred = store.fetch_dicts("server_health_predictions", params)[0]
+    pred = (_prediction_stats(records) if records is not None
+            else store.fetch_dicts("server_health_predictions", params)[0])
     n = int(pred["n"] or 0)
     if start is not None and end is not None:
         duration: float | None = max((end - start).total_seconds(), 0.0)

@@ -4,7 +4,7 @@ A policy is a YAML file (DESIGN §7)::
 
     version: 1
     actions:                 # defaults per action kind, merged under a rule's own parameters
-      notify: {format: slack, retries: 3}
+      notify: {format: slack}
     rules:
       - name: embedding-drift
         when:
@@ -15,7 +15,8 @@ A policy is a YAML file (DESIGN §7)::
                 - {metric: confidence_mean_delta, lt: -0.03}
         min_samples: 200     # every window counted needs at least this many rows
         for: 2               # ... and the condition must hold in this many consecutive windows
-        cooldown: 6h         # no second firing of this rule for the same model within 6 hours
+        cooldown: 6h         # no second firing for this model version within 6 h of the last
+                             # delivered notification of this rule
         severity: warning    # info | warning | critical
         actions: [notify, {review: {n: 60}}, retrain]
 
@@ -487,10 +488,13 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class PastDecision:
-    """A decision that fired before (for cooldowns)."""
+    """A decision that fired before, for cooldowns: ``created_at`` is the time its cooldown
+    counts from — the delivery of its notification (or its decision time when it notified
+    nobody); the caller supplies only firings that count (a failed send starts no cooldown)."""
 
     rule: str
     model_name: str
+    model_version: str
     run_id: str | None
     created_at: datetime
 
@@ -508,7 +512,7 @@ class Decision:
     """A rule whose condition held at a model's newest window.
 
     ``outcome`` is ``fired`` (its actions should run) or ``cooldown`` (it fired recently for
-    this model; recorded, no actions).
+    this model version; recorded, no actions).
     """
 
     decision_id: str
@@ -537,7 +541,8 @@ def evaluate(policy: Policy, history: History, *, now: datetime) -> list[Decisio
 
     A rule holds when its ``when`` condition is true in each of the newest ``for`` windows of
     the model (consecutive drift runs) and each of them has at least ``min_samples`` rows. A rule
-    that fired for the same model within its ``cooldown`` (and not on this same run) gives a
+    that fired for the same model *version* within its ``cooldown`` (and not on this same run)
+    gives a
     ``cooldown`` decision instead of ``fired``. Pure: no I/O, ``now`` is given.
     """
     by_model: dict[str, list[Window]] = {}
@@ -562,7 +567,8 @@ def evaluate(policy: Policy, history: History, *, now: datetime) -> list[Decisio
                 ok = ok and held and enough
             if not ok:
                 continue
-            last = _last_fired(history.fired, rule.name, model_name, exclude_run=newest.run_id)
+            last = _last_fired(history.fired, rule.name, model_name, newest.model_version,
+                               exclude_run=newest.run_id)
             cooling = (last is not None and rule.cooldown > timedelta(0)
                        and now - last.created_at < rule.cooldown)
             evidence = {
@@ -583,7 +589,8 @@ def evaluate(policy: Policy, history: History, *, now: datetime) -> list[Decisio
     return decisions
 
 
-def _last_fired(fired: Sequence[PastDecision], rule: str, model_name: str, *,
+def _last_fired(fired: Sequence[PastDecision], rule: str, model_name: str, model_version: str, *,
                 exclude_run: str) -> PastDecision | None:
-    hits = [d for d in fired if d.rule == rule and d.model_name == model_name and d.run_id != exclude_run]
+    hits = [d for d in fired if d.rule == rule and d.model_name == model_name
+            and d.model_version == model_version and d.run_id != exclude_run]
     return max(hits, key=lambda d: d.created_at) if hits else None

@@ -41,6 +41,7 @@ from monitor.errors import RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
     from collectors.encoding import TextEncoder
+    from monitor.settings import Settings
     from monitor.store import Store
 
 __all__ = [
@@ -53,7 +54,6 @@ __all__ = [
     "Registry",
     "file_sha256",
     "read_active_pointer",
-    "webhook_listener",
     "write_active_pointer",
 ]
 
@@ -237,26 +237,6 @@ class PointerWatcher:
             self._thread = None
 
 
-def webhook_listener(url: str, *, timeout_s: float = 5.0,
-                     headers: Mapping[str, str] | None = None) -> Callable[[dict[str, Any]], None]:
-    """A registry listener that POSTs each activation change as JSON to ``url``.
-
-    The body is the event (``kind, model_name, from_version, to_version,
-    reason``) plus a Slack-compatible ``text``; failures raise (the registry
-    logs them without undoing the switch).
-    """
-
-    def post(event: dict[str, Any]) -> None:
-        import httpx
-
-        text = (f"shiftwatch: {event['model_name']} {event['kind']} "
-                f"{event.get('from_version') or '-'} -> {event['to_version']}: {event.get('reason') or ''}")
-        resp = httpx.post(url, json={**event, "text": text}, timeout=timeout_s, headers=dict(headers or {}))
-        resp.raise_for_status()
-
-    return post
-
-
 # -- helpers --------------------------------------------------------------------------
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
@@ -324,21 +304,29 @@ def _labels_from_config(directory: Path) -> tuple[str, ...]:
         return ()
 
 
+#: registry changes that send an event notification (retrain outcomes send their own)
+_NOTIFIED = ("promote", "rollback", "recover")
+
+
 # -- the registry ---------------------------------------------------------------------
 class Registry:
     """Model versions in DuckDB plus artifact directories and ``ACTIVE`` pointers under ``root``.
 
-    ``listeners`` are called as ``listener(event)`` after every activation
-    change (promote, rollback, recover) with a dict ``{"kind", "model_name",
-    "from_version", "to_version", "reason"}`` — e.g. a webhook notifier. A
-    failing listener is logged, never undoes the switch.
+    With ``settings``, every activation change (promote, rollback, recover) also queues an
+    event notification in the outbox (:func:`monitor.outbox.enqueue_event`, kind = the change)
+    in the transaction that records it; the delivery job posts it to ``settings.webhook_url``.
+    ``listeners`` are called in-process as ``listener(event)`` after every activation change
+    with a dict ``{"kind", "model_name", "from_version", "to_version", "reason"}``. A failing
+    listener is logged, never undoes the switch.
     """
 
     def __init__(self, store: Store, root: str | Path, *,
-                 listeners: Sequence[Callable[[dict[str, Any]], None]] = ()) -> None:
+                 listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
+                 settings: Settings | None = None) -> None:
         self.store = store
         self.root = Path(root)
         self.listeners = list(listeners)
+        self.settings = settings
         self._lock = threading.RLock()
 
     # -- reading ----------------------------------------------------------------------
@@ -565,9 +553,20 @@ class Registry:
 
     def _event(self, model_name: str, kind: str, from_version: str | None, to_version: str | None,
                reason: str | None) -> None:
+        """Record a registry change and (with settings) queue its notification; call it inside
+        the change's transaction."""
+        event_id = uuid.uuid4().hex
         self.store.execute("registry_insert_event", {
-            "event_id": uuid.uuid4().hex, "model_name": model_name, "kind": kind,
+            "event_id": event_id, "model_name": model_name, "kind": kind,
             "from_version": from_version, "to_version": to_version, "reason": reason})
+        if self.settings is not None and kind in _NOTIFIED:
+            from monitor.outbox import enqueue_event
+
+            enqueue_event(self.store, self.settings, kind, {
+                "model_name": model_name, "model_version": to_version, "from_version": from_version,
+                "to_version": to_version, "reason": reason, "registry_event_id": event_id,
+                "summary": f"shiftwatch: {model_name} {kind} {from_version or '-'} -> {to_version}: "
+                           f"{reason or ''}".rstrip(": ")}, dedupe_key=f"registry|{event_id}")
 
     def _notify(self, event: dict[str, Any]) -> None:
         for listener in self.listeners:

@@ -1,20 +1,31 @@
-"""The sidecar's background jobs on APScheduler 3.x: drift checks, policy, actions, reports, retention.
+"""The sidecar's background jobs on APScheduler 3.x: drift checks, policy, actions, reports, delivery.
 
-One cycle (:meth:`Scheduler.run_cycle`, also ``shiftwatch check``):
+The scheduler only picks windows and hands them on. One cycle (:meth:`Scheduler.run_cycle`,
+also ``shiftwatch check``):
 
-1. ``drift_check:<model>`` — for each model's newest version, every *pending* window is tested
-   against the version's reference set (:func:`monitor.drift.runs.check_window`, reference
-   from :func:`monitor.drift.references.reference_for`). Windows tumble: by count
-   (``settings.window_size`` rows after the previous run's window end) or by time
-   (``settings.window_minutes``, aligned to multiples of the window length, only complete
-   windows). So a window is tested once, and ``for: N`` in a policy means N distinct windows.
-   After each window the operational health of the same window is stored
-   (:mod:`monitor.opshealth`, when present) so policy conditions can use it.
-2. ``evaluate_policy:<model>`` — after each drift run: the policy (:mod:`monitor.policy`) reads
-   the model version's newest windows and past firings; every decision is stored, and the
-   actions of fired ones run once per window (:mod:`monitor.actions.runner`).
-3. ``render_reports`` — :func:`reports.render.render_all`.
-4. ``retention`` (when asked) — export records older than ``retention_days`` to Parquet, then
+1. ``drift_check:<model>`` — for each model's newest version, every *pending* window is read
+   once and tested against the version's reference set (read once per model and cycle).
+   Windows tumble: by count (``settings.window_size`` rows after the previous run's window end)
+   or by time (``settings.window_minutes``, aligned to multiples of the window length, only
+   complete windows). So a window is tested once, and ``for: N`` in a policy means N distinct
+   windows. A window whose text-only rows still wait for enrichment (:mod:`monitor.enrich`) is
+   not checked yet: it is left for a later cycle and reported in ``CycleResult.enriching``
+   (rows, rows pending) — not a failed job — until its rows are enriched; once it ended more
+   than ``settings.enrich_max_wait_s`` ago it is checked without the rows that never were.
+   Each checked window becomes one in-memory :class:`~monitor.windowcheck.WindowCheck`
+   (records, reference, drift report, health summary).
+2. ``evaluate_policy:<model>`` — per window check: the policy (:mod:`monitor.policy`) judges it
+   with the version's previous windows and the cooldown marks (last *delivered* notification
+   per model version and rule); every decision is stored with its notifications in the outbox
+   in one transaction, and the actions of fired ones run once per window
+   (:mod:`monitor.actions.runner`) with the check's records.
+3. ``deliver_notifications`` — the outbox delivery run (:func:`monitor.outbox.deliver_due`); it
+   also runs on its own every ``settings.outbox_interval_s`` so retries do not wait for the next
+   drift cycle.
+4. ``render_run:<model>`` — the report of each window check, from the same records (also in
+   the scheduled cycles); then (``reports=True``, and on its own interval in the background)
+   ``render_reports`` renders anything missing, the timelines and the index.
+5. ``retention`` (when asked) — export records older than ``retention_days`` to Parquet, then
    delete them.
 
 With ``settings.lake_path`` set, each cycle first runs ``lake_export``: the records ingested
@@ -37,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from monitor.actions.runner import ActionRecord, record_decision, run_decision_actions
+from monitor.actions.runner import ActionRecord, decision_notifications, record_decision, run_decision_actions
 from monitor.errors import PolicyError
 from monitor.jobs import FunctionJob, JobRun
 from monitor.policy import (
@@ -52,9 +63,12 @@ from monitor.policy import (
 )
 from monitor.settings import Settings
 from monitor.store import Store
+from monitor.windowcheck import EnrichingWindow, WindowCheck
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from monitor.opshealth import HealthSummary
 
 __all__ = ["CycleResult", "Scheduler", "window_from_run"]
 
@@ -74,6 +88,7 @@ class CycleResult:
     decisions: tuple[Decision, ...] = ()
     actions: tuple[ActionRecord, ...] = ()
     skipped: dict[str, str] = field(default_factory=dict)
+    enriching: dict[str, EnrichingWindow] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +108,7 @@ class CycleResult:
             "actions": [{"kind": a.kind, "key": a.idempotency_key, "status": a.status,
                          "attempts": a.attempts, "reused": a.reused} for a in self.actions],
             "skipped": dict(self.skipped),
+            "enriching": {m: e.to_dict() for m, e in self.enriching.items()},
         }
 
 
@@ -158,6 +174,25 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
                   drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end)
 
 
+def _enriched_mask(table: pa.Table) -> pa.ChunkedArray:
+    """True for rows not waiting for enrichment; a row waits when it has text but no embedding
+    or no ``n_tokens`` (the predicate of ``server_pending_enrichment``)."""
+    import pyarrow.compute as pc
+
+    missing = pc.or_(pc.is_null(table["embedding"]), pc.is_null(table["n_tokens"]))
+    return pc.invert(pc.and_(pc.is_valid(table["text"]), missing))
+
+
+def _pending_enrichment(table: pa.Table) -> int:
+    """Rows of a window still waiting for enrichment (see :func:`_enriched_mask`)."""
+    import pyarrow.compute as pc
+
+    n: int = table.num_rows
+    if n == 0:
+        return 0
+    return n - int(pc.sum(pc.cast(_enriched_mask(table), "int64")).as_py() or 0)
+
+
 class Scheduler:
     """Drift checks → policy → actions → reports (→ retention), once or on a schedule."""
 
@@ -187,14 +222,23 @@ class Scheduler:
         self._cycle_lock = threading.Lock()
 
     # -- one cycle -------------------------------------------------------------------------
-    def run_cycle(self, *, reports: bool = True, retention: bool = False) -> CycleResult:
-        """Run drift checks, policy and actions for every model, then reports (and retention)."""
+    def run_cycle(self, *, reports: bool = True, retention: bool = False,
+                  window_reports: bool | None = None) -> CycleResult:
+        """Check every model's pending windows and hand each check to policy, actions and its
+        report; deliver due notifications; then the report index (and retention).
+
+        ``window_reports`` (default: ``reports``) renders each new window's report from the
+        check's records; ``reports`` also renders whatever is missing, the timelines and the index.
+        """
+        render_windows = reports if window_reports is None else window_reports
         with self._cycle_lock:
             jobs: list[JobRun] = []
             runs: list[str] = []
             decisions: list[Decision] = []
             actions: list[ActionRecord] = []
             skipped: dict[str, str] = {}
+            enriching: dict[str, EnrichingWindow] = {}
+            checks: list[WindowCheck] = []
             if self.settings.spool_dir.is_dir():
                 # ParquetSink drop files first, so this cycle's windows include them.
                 jobs.append(FunctionJob(self.store, "ingest_drops", self.ingest_drops)())
@@ -203,31 +247,41 @@ class Scheduler:
                 jobs.append(FunctionJob(self.store, "lake_export", self.export_lake)())
             for model_name, version in self.models():
                 check = FunctionJob(self.store, f"drift_check:{model_name}",
-                                    partial(self.check_model, model_name, version),
+                                    partial(self.check_windows, model_name, version),
                                     expected_s=self.settings.drift_interval_s)
                 jr = check()
                 jobs.append(jr)
                 if not jr.ok:
                     continue
-                new_runs, why = jr.result
+                new_checks, why, waiting = jr.result
                 if why:
                     skipped[model_name] = why
-                for run_id in new_runs:
-                    runs.append(run_id)
+                if waiting is not None:
+                    enriching[model_name] = waiting
+                for wc in new_checks:
+                    runs.append(wc.run_id)
+                    checks.append(wc)
                     ev = FunctionJob(self.store, f"evaluate_policy:{model_name}",
-                                     partial(self.evaluate_run, run_id))
+                                     partial(self.evaluate_check, wc))
                     er = ev()
                     jobs.append(er)
                     if er.ok:
                         decisions.extend(er.result[0])
                         actions.extend(er.result[1])
+            if self.notifications_pending():
+                jobs.append(FunctionJob(self.store, "deliver_notifications", self.deliver_notifications)())
             if self.shadow_pending():
                 jobs.append(FunctionJob(self.store, "shadow_evaluate", self.evaluate_shadow)())
+            if render_windows:
+                for wc in checks:
+                    jobs.append(FunctionJob(self.store, f"render_run:{wc.model_name}",
+                                            partial(self.render_check, wc))())
             if reports:
                 jobs.append(FunctionJob(self.store, "render_reports", self.render_reports)())
             if retention:
                 jobs.append(FunctionJob(self.store, "retention", self.apply_retention)())
-            return CycleResult(tuple(jobs), tuple(runs), tuple(decisions), tuple(actions), skipped)
+            return CycleResult(tuple(jobs), tuple(runs), tuple(decisions), tuple(actions), skipped,
+                               enriching)
 
     def models(self) -> list[tuple[str, str]]:
         """Each model with its newest version (by its newest record)."""
@@ -277,48 +331,86 @@ class Scheduler:
 
     def check_model(self, model_name: str, model_version: str) -> tuple[list[str], str | None]:
         """Test every pending window of the model version; return (run ids, why nothing ran)."""
-        from monitor.drift.references import reference_for
-        from monitor.drift.runs import check_window
+        checks, why, _ = self.check_windows(model_name, model_version)
+        return [c.run_id for c in checks], why
 
-        reference = reference_for(self.store, model_name, model_version)
-        if reference is None:
+    def check_windows(self, model_name: str, model_version: str
+                      ) -> tuple[list[WindowCheck], str | None, EnrichingWindow | None]:
+        """Read and test each pending window of the model version once.
+
+        Returns the window checks, why nothing ran (or ``None``), and the window left for a
+        later cycle because it is still being enriched (or ``None``); windows after an enriching
+        one wait with it, so windows are still checked in order.
+        """
+        from monitor.drift.references import load_reference, reference_for
+        from monitor.drift.runs import check_records
+
+        reference_name = reference_for(self.store, model_name, model_version)
+        if reference_name is None:
             log.warning("drift_check %s %s: no reference set for this version; skipped",
                         model_name, model_version)
-            return [], f"no reference set for version {model_version}"
+            return [], f"no reference set for version {model_version}", None
         windows = self.pending_windows(model_name, model_version)
         if not windows:
-            return [], "no complete new window"
-        run_ids = []
+            return [], "no complete new window", None
+        reference = load_reference(self.store, reference_name)
+        checks: list[WindowCheck] = []
         for start, end in windows:
-            run_id, report = check_window(self.store, model_name=model_name, model_version=model_version,
-                                          reference_name=reference, start=start, end=end,
-                                          signals=self.signals)
+            table = self.store.read_window(model_name, model_version=model_version, start=start, end=end)
+            pending = _pending_enrichment(table)
+            if pending and self._clock() - end < timedelta(seconds=self.settings.enrich_max_wait_s):
+                waiting = EnrichingWindow(model_name, model_version, start, end, table.num_rows, pending)
+                log.info("drift_check %s %s: window [%s, %s) still enriching (%d of %d rows); "
+                         "left for a later cycle", model_name, model_version, start, end, pending,
+                         table.num_rows)
+                why = None if checks else (f"window still enriching: {pending} of {table.num_rows} "
+                                           "rows wait for embeddings/tokenizer stats")
+                return checks, why, waiting
+            if pending:
+                log.warning("drift_check %s %s: window [%s, %s) checked without its %d of %d rows "
+                            "never enriched (waited past enrich_max_wait_s)", model_name, model_version,
+                            start, end, pending, table.num_rows)
+                table = table.filter(_enriched_mask(table))
+            run_id, report = check_records(self.store, table, reference, model_name=model_name,
+                                           model_version=model_version, reference_name=reference_name,
+                                           start=start, end=end, signals=self.signals)
             log.info("drift run %s for %s %s [%s, %s): drifted=%s", run_id, model_name, model_version,
                      start, end, report.drifted)
-            self._save_health(model_name, model_version, start, end, run_id)
-            run_ids.append(run_id)
-        return run_ids, None
+            health = self._save_health(model_name, model_version, start, end, run_id, table)
+            checks.append(WindowCheck(run_id=run_id, model_name=model_name, model_version=model_version,
+                                      reference_name=reference_name, start=start, end=end, window=table,
+                                      reference=reference, report=report, health=health))
+        return checks, None, None
 
     def _save_health(self, model_name: str, model_version: str, start: datetime, end: datetime,
-                     run_id: str) -> None:
-        try:
-            from monitor.opshealth import health_window, save_health
-        except ImportError:
-            return
+                     run_id: str, records: pa.Table) -> HealthSummary | None:
+        from monitor.opshealth import health_window, save_health
+
         try:
             summary = health_window(self.store, model_name=model_name, model_version=model_version,
-                                    start=start, end=end)
+                                    start=start, end=end, records=records)
             save_health(self.store, summary, run_id=run_id)
         except Exception:  # health is evidence, not a reason to lose the drift run
             log.exception("health window for run %s failed", run_id)
+            return None
+        return summary
 
     # -- policy ----------------------------------------------------------------------------
-    def history_for(self, run_id: str) -> History:
-        """The windows (oldest first) and past firings the policy needs to judge ``run_id``."""
-        run = self.store.fetch_dicts("ops_run", {"run_id": run_id})
-        if not run:
-            raise PolicyError(f"cannot evaluate drift run {run_id!r}: no such run")
-        model_name, version = run[0]["model_name"], run[0]["model_version"]
+    def history_for(self, run_id: str, *, current: WindowCheck | None = None) -> History:
+        """The windows (oldest first) and cooldown marks the policy needs to judge ``run_id``.
+
+        With ``current`` (the in-memory check of ``run_id``) its window comes from the check, not
+        from the store; earlier windows of the version come from their stored drift runs. Cooldown
+        marks are the version's fired decisions counted from their last delivered notification
+        (``outbox_cooldown_marks``): a decision whose notifications all failed starts none.
+        """
+        if current is not None:
+            model_name, version = current.model_name, current.model_version
+        else:
+            run = self.store.fetch_dicts("ops_run", {"run_id": run_id})
+            if not run:
+                raise PolicyError(f"cannot evaluate drift run {run_id!r}: no such run")
+            model_name, version = run[0]["model_name"], run[0]["model_version"]
         rows = self.store.fetch_dicts("ops_run_history", {"model_name": model_name, "run_id": run_id,
                                                           "n": self.policy.max_for})
         now = self._clock()
@@ -328,24 +420,32 @@ class Scheduler:
         for row in rows:  # newest first; stop at a version change: consecutive windows of this version
             if row["model_version"] != version:
                 break
+            if current is not None and row["run_id"] == run_id:
+                keep.append(window_from_run(current.run_row(), health=current.health_row(),
+                                            version=vinfo[0] if vinfo else None, now=now))
+                continue
             health = self.store.fetch_dicts("ops_run_health", {"run_id": row["run_id"]})
             keep.append(window_from_run(row, health=health[0] if health else None,
                                         version=vinfo[0] if vinfo else None, now=now))
         keep.reverse()
         cooldown = max((r.cooldown for r in self.policy.rules), default=timedelta(0))
-        fired = [PastDecision(rule=str(d["rule"]), model_name=model_name, run_id=d["run_id"],
-                              created_at=d["created_at"])
-                 for d in self.store.fetch_dicts("ops_recent_decisions", {
-                     "model_name": model_name, "since": now - cooldown, "run_id": run_id})]
+        fired = [PastDecision(rule=str(d["rule"]), model_name=model_name, model_version=str(version),
+                              run_id=d["run_id"], created_at=d["counted_at"])
+                 for d in self.store.fetch_dicts("outbox_cooldown_marks", {
+                     "model_name": model_name, "model_version": version, "since": now - cooldown,
+                     "run_id": run_id})]
         return History(windows=keep, fired=fired)
 
+    def evaluate_check(self, check: WindowCheck) -> tuple[list[Decision], list[ActionRecord]]:
+        """Judge one in-memory window check; store decisions (with their outbox rows), run actions."""
+        return self._evaluate(check.run_id, self.history_for(check.run_id, current=check),
+                              window=lambda: check.window, reference=lambda: check.reference)
+
     def evaluate_run(self, run_id: str) -> tuple[list[Decision], list[ActionRecord]]:
-        """Judge one drift run with the policy, store every decision, run fired actions once."""
+        """Judge one stored drift run again (reads its window from the store only if an action asks)."""
         from monitor.drift.references import load_reference
 
-        now = self._clock()
         history = self.history_for(run_id)
-        decisions = [d for d in evaluate(self.policy, history, now=now) if d.run_id == run_id]
         run = self.store.fetch_dicts("ops_run", {"run_id": run_id})[0]
         store = self.store
 
@@ -356,14 +456,33 @@ class Scheduler:
         def reference() -> pa.Table:
             return load_reference(store, run["reference_name"])
 
+        return self._evaluate(run_id, history, window=window,
+                              reference=reference if run["reference_name"] else None)
+
+    def _evaluate(self, run_id: str, history: History, *, window: Callable[[], pa.Table],
+                  reference: Callable[[], pa.Table] | None) -> tuple[list[Decision], list[ActionRecord]]:
+        now = self._clock()
+        decisions = [d for d in evaluate(self.policy, history, now=now) if d.run_id == run_id]
         records: list[ActionRecord] = []
         for d in decisions:
-            record_decision(self.store, d)
+            notes = decision_notifications(self.settings, self.policy, d, dry_run=self.settings.dry_run)
+            record_decision(self.store, d, notifications=notes, expire_after_s=self.settings.outbox_expire_s)
             log.info("policy: rule %s %s for %s (run %s)", d.rule, d.outcome, d.model_name, run_id)
             records.extend(run_decision_actions(self.store, self.settings, self.policy, d,
                                                 dry_run=self.settings.dry_run, now=now, window=window,
-                                                reference=reference if run["reference_name"] else None))
+                                                reference=reference))
         return decisions, records
+
+    # -- notifications ---------------------------------------------------------------------
+    def notifications_pending(self) -> bool:
+        """Whether the outbox holds pending notifications."""
+        return bool(self.store.execute("outbox_any_pending"))
+
+    def deliver_notifications(self) -> dict[str, list[str]]:
+        """One outbox delivery run (:func:`monitor.outbox.deliver_due`) on the scheduler's clock."""
+        from monitor.outbox import backoff_for, deliver_due
+
+        return deliver_due(self.store, clock=self._clock, backoff=backoff_for(self.settings)).to_dict()
 
     def ingest_drops(self) -> dict[str, Any]:
         """Ingest the collectors' Parquet drop files from ``settings.spool_dir``."""
@@ -399,6 +518,13 @@ class Scheduler:
         return [c.to_dict() for c in checks]
 
     # -- reports and retention -------------------------------------------------------------
+    def render_check(self, check: WindowCheck) -> str:
+        """Render the report of one window check from its in-memory records; return its path."""
+        from reports.render import render_run
+
+        return str(render_run(self.store, check.run_id, self.settings.reports_dir, current=check.window,
+                              reference=check.reference))
+
     def render_reports(self) -> str:
         """Render missing run reports, timelines and the index; return the index path."""
         from reports.render import render_all
@@ -413,9 +539,17 @@ class Scheduler:
         return {"exported": exported, "cutoff": cutoff.isoformat()}
 
     # -- background scheduling -------------------------------------------------------------
+    def _scheduled_delivery(self) -> None:
+        try:
+            if self.notifications_pending():
+                FunctionJob(self.store, "deliver_notifications", self.deliver_notifications)()
+        except Exception:  # the store is closing; the next tick tries again
+            log.exception("notification delivery failed")
+
     def _scheduled_cycle(self) -> None:
         try:
-            result = self.run_cycle(reports=False)
+            # each new window's report in the same pass; index and timelines on their own job
+            result = self.run_cycle(reports=False, window_reports=True)
             log.info("drift cycle: %d runs, %d decisions", len(result.drift_runs), len(result.decisions))
         except Exception:  # listing models failed (store closing?); the next tick tries again
             log.exception("drift cycle failed")
@@ -431,6 +565,9 @@ class Scheduler:
         now = datetime.now(UTC)
         sched.add_job(self._scheduled_cycle, "interval", seconds=self.settings.drift_interval_s,
                       id="drift_check", name="drift_check", next_run_time=now + timedelta(seconds=1))
+        sched.add_job(self._scheduled_delivery, "interval", seconds=self.settings.outbox_interval_s,
+                      id="deliver_notifications", name="deliver_notifications",
+                      next_run_time=now + timedelta(seconds=0.5))  # a restart picks up pending rows
         sched.add_job(FunctionJob(self.store, "render_reports", self.render_reports), "interval",
                       seconds=self.reports_interval_s, id="render_reports", name="render_reports",
                       next_run_time=now + timedelta(seconds=min(30.0, self.reports_interval_s)))

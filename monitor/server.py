@@ -66,7 +66,7 @@ def _recover_registry(settings: Settings, store: Store) -> None:
     try:
         from monitor.registry import Registry
 
-        repaired = Registry(store, settings.registry_dir).recover()
+        repaired = Registry(store, settings.registry_dir, settings=settings).recover()
     except Exception:  # a broken registry must not keep the ingest API down
         log.exception("registry recovery failed")
         return

@@ -48,7 +48,18 @@ class Settings(BaseSettings):
     window_minutes: float | None = Field(None, gt=0, description="time windows instead of counts")
     retention_days: float = Field(30.0, gt=0)
     dry_run: bool = Field(False, description="decide and record actions, but do not perform them")
-    webhook_url: str | None = Field(None, description="notify action URL when the policy gives none")
+    webhook_url: str | None = Field(None, description="notify action URL when the policy gives none; "
+                                                       "also where event notifications go")
+    webhook_format: Literal["generic", "slack", "alertmanager"] = Field(
+        "generic", description="payload format of event notifications (retrain, promote, rollback)")
+    public_url: str | None = Field(None, description="base URL the sidecar is reached at (e.g. "
+                                                     "https://shiftwatch.example); links reports in alerts")
+    outbox_interval_s: float = Field(5.0, gt=0, description="seconds between notification delivery runs")
+    outbox_backoff_s: float = Field(1.0, gt=0, description="wait after the first failed delivery attempt")
+    outbox_max_backoff_s: float = Field(300.0, gt=0, description="longest wait between delivery attempts")
+    outbox_expire_s: float = Field(24 * 3600.0, gt=0, description="give up on an undelivered notification")
+    enrich_max_wait_s: float = Field(3600.0, ge=0, description="check a window without its rows "
+                                     "still waiting for enrichment once it ended this long ago")
     # uvicorn limits of `shiftwatch serve` (see docs/security.md)
     timeout_keep_alive_s: float = Field(5.0, gt=0, description="close idle keep-alive connections")
     header_timeout_s: float = Field(10.0, gt=0, description="close connections whose request head "

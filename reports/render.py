@@ -167,9 +167,12 @@ def _evidently_section(content_ref: Mapping[str, np.ndarray], content_cur: Mappi
         return f'<p class="note">The Evidently report failed: {escape(reason)}</p>'
 
 
-def render_run(store: Store, run_id: str, out_dir: Path) -> Path:
+def render_run(store: Store, run_id: str, out_dir: Path, *, current: pa.Table | None = None,
+               reference: pa.Table | None = None) -> Path:
     """Write the report of one drift run; remember its path in ``drift_runs.report_path``.
 
+    ``current`` / ``reference``: the run's window and reference records when the caller holds
+    them already (the scheduler's in-memory window check); otherwise they are read from the store.
     Numerical work runs with single-threaded BLAS: the sidecar shares its cores with the
     serving process, and multi-threaded BLAS on busy cores is many times slower.
     """
@@ -177,8 +180,11 @@ def render_run(store: Store, run_id: str, out_dir: Path) -> Path:
 
     out_dir = Path(out_dir)
     run = load_run(store, run_id)
-    current = _sample(_current_window(store, run), MAX_ROWS, seed=1)
-    reference, ref_note = _reference(store, run, current)
+    current = _sample(current if current is not None else _current_window(store, run), MAX_ROWS, seed=1)
+    if reference is None:
+        reference, ref_note = _reference(store, run, current)
+    else:
+        ref_note = ""
     reference = _sample(reference, MAX_ROWS, seed=2)
     unknown_fn = _unknown_fn(store, run) if current.num_rows else None
     note = ref_note or ("" if current.num_rows else "the window's rows are no longer stored")

@@ -46,7 +46,8 @@ class ActionContext:
 
     ``alert`` is the JSON-ready alert (alert_id, rule, severity, model_name, model_version,
     run_id, summary, evidence, created_at). ``window`` / ``reference`` load the drift run's
-    current window and reference records on demand (``None`` when unknown).
+    current window and reference records on demand (``None`` when unknown). ``occurrence`` is
+    n for the n-th action of the same kind in one decision (it keeps their outbox rows apart).
     """
 
     store: Store
@@ -55,6 +56,7 @@ class ActionContext:
     now: datetime
     window: Callable[[], pa.Table] | None = None
     reference: Callable[[], pa.Table] | None = None
+    occurrence: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,33 +1,31 @@
-"""``notify``: POST the alert to a webhook, with timeouts, retries and a record of each attempt.
+"""``notify``: put the alert in the durable outbox, addressed to a webhook.
 
-Payload formats:
-
-- ``generic`` — ``{"status": "firing", "source": "shiftwatch", "alert": {...}}``;
-- ``slack`` — a Slack incoming-webhook message (``text`` plus Block Kit ``blocks``);
-- ``alertmanager`` — the Alertmanager v2 API body, a list of alerts with ``labels``,
-  ``annotations``, ``startsAt``, ``endsAt`` and ``generatorURL``, posted to
-  ``<url>/api/v2/alerts`` (the path is appended when the URL does not end with it).
-
-A 2xx answer is success. Transport errors, timeouts, 429 and 5xx are retried with exponential
-backoff (``backoff_s * 2**k``, capped by ``max_backoff_s``); any other 4xx fails at once.
+The action does not post: it writes one ``outbox`` row (:mod:`monitor.outbox`) under the
+alert's dedupe key (``alert|<model>|<version>|<rule>|<run_id>``, ``#n`` for the n-th notify
+action of a rule), and the delivery job posts it, retrying with backoff until it is delivered
+or expires. The scheduler enqueues the same row already in the transaction that records the
+decision (:func:`monitor.actions.runner.record_decision`); the action then finds it there.
+Formats (``generic``, ``slack``, ``alertmanager``) are those of :mod:`monitor.webhook`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from monitor.actions.base import Action, ActionContext, ActionOutcome, ActionParams
+from monitor.outbox import Notification, alert_dedupe_key, enqueue, run_report_url
+from monitor.webhook import Format, build_payload, slack_escape, target_url
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 __all__ = ["NotifyAction", "NotifyParams", "build_payload", "slack_escape"]
 
-Format = Literal["generic", "slack", "alertmanager"]
+log = logging.getLogger(__name__)
 
 
 class NotifyParams(ActionParams):
@@ -35,131 +33,65 @@ class NotifyParams(ActionParams):
 
     url: str | None = Field(None, description="webhook URL; default: settings.webhook_url")
     format: Format = "generic"
-    timeout_s: float = Field(5.0, gt=0)
-    retries: int = Field(3, ge=0, le=10, description="extra attempts after the first")
-    backoff_s: float = Field(1.0, ge=0)
-    max_backoff_s: float = Field(30.0, ge=0)
+    timeout_s: float = Field(5.0, gt=0, description="per delivery attempt")
     headers: dict[str, str] = Field(default_factory=dict)
     resolve_after: str | None = Field("1h", description="alertmanager endsAt = startsAt + this")
-    generator_url: str | None = None
+    generator_url: str | None = Field(None, description="alertmanager generatorURL (default: report URL)")
+    # Deprecated (first version: in-action retries). Accepted so old policy files still load;
+    # the outbox now retries with settings.outbox_backoff_s until settings.outbox_expire_s.
+    retries: int | None = Field(None, ge=0, description="deprecated, ignored: the outbox retries")
+    backoff_s: float | None = Field(None, ge=0, description="deprecated, ignored: outbox_backoff_s")
+    max_backoff_s: float | None = Field(None, ge=0, description="deprecated, ignored: outbox_max_backoff_s")
 
-
-def slack_escape(text: object) -> str:
-    """``text`` safe inside Slack ``mrkdwn`` and ``text`` fields: ``&``, ``<`` and ``>`` become
-    ``&amp;``, ``&lt;`` and ``&gt;`` (Slack's rule), so client-supplied model names or labels
-    cannot inject links or ``<!channel>`` mentions."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _summary(alert: Mapping[str, Any]) -> str:
-    return (f"[{str(alert.get('severity', '')).upper()}] shiftwatch: {alert.get('rule')} on "
-            f"{alert.get('model_name')} {alert.get('model_version') or ''}".strip())
-
-
-def _duration_s(text: str | None) -> float:
-    from monitor.policy import _duration
-
-    return _duration(text).total_seconds() if text else 0.0
-
-
-def build_payload(alert: Mapping[str, Any], fmt: Format, *, resolve_after: str | None = "1h",
-                  generator_url: str | None = None) -> Any:
-    """The JSON body of ``alert`` in format ``fmt``."""
-    summary = str(alert.get("summary") or _summary(alert))
-    if fmt == "generic":
-        return {"status": "firing", "source": "shiftwatch", "alert": dict(alert)}
-    if fmt == "slack":
-        fields = [f"*{k}:* {slack_escape(alert.get(k))}" for k in ("rule", "severity", "model_name",
-                                                                   "model_version", "run_id")
-                  if alert.get(k) is not None]
-        return {
-            "text": slack_escape(summary),
-            "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": summary[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn",
-                                             "text": slack_escape(alert.get("description") or summary)}},
-                {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
-            ],
-        }
-    starts = str(alert.get("created_at") or datetime.now().astimezone().isoformat())
-    item: dict[str, Any] = {
-        "labels": {"alertname": str(alert.get("rule")), "severity": str(alert.get("severity")),
-                   "model_name": str(alert.get("model_name")),
-                   "model_version": str(alert.get("model_version") or ""),
-                   "service": "shiftwatch"},
-        "annotations": {"summary": summary, "description": str(alert.get("description") or summary),
-                        "run_id": str(alert.get("run_id") or ""),
-                        "alert_id": str(alert.get("alert_id") or "")},
-        "startsAt": starts,
-    }
-    if resolve_after:
-        with contextlib.suppress(ValueError):
-            item["endsAt"] = (datetime.fromisoformat(starts)
-                              + timedelta(seconds=_duration_s(resolve_after))).isoformat()
-    if generator_url:
-        item["generatorURL"] = generator_url
-    return [item]
+    @model_validator(mode="after")
+    def _deprecated(self) -> NotifyParams:
+        used = [k for k in ("retries", "backoff_s", "max_backoff_s") if getattr(self, k) is not None]
+        if used:
+            log.warning("notify parameters %s are deprecated and ignored: the outbox retries until "
+                        "delivered or expired (settings outbox_backoff_s, outbox_max_backoff_s, "
+                        "outbox_expire_s)", ", ".join(used))
+        return self
 
 
 class NotifyAction(Action):
-    """POST the alert to a webhook (see module docstring)."""
+    """Queue the alert for webhook delivery (see module docstring)."""
 
     kind: ClassVar[str] = "notify"
     Params = NotifyParams
     params: NotifyParams
 
-    #: how to wait between attempts (tests may replace it)
-    sleep: Callable[[float], None] = staticmethod(time.sleep)
-
-    def _url(self, context: ActionContext) -> str | None:
-        url = self.params.url or context.settings.webhook_url
-        if url and self.params.format == "alertmanager" and not url.rstrip("/").endswith("/api/v2/alerts"):
-            url = url.rstrip("/") + "/api/v2/alerts"
-        return url
+    def _url(self, settings: Settings) -> str | None:
+        url = self.params.url or settings.webhook_url
+        return target_url(url, self.params.format) if url else None
 
     def describe(self, context: ActionContext) -> str:
-        return f"POST a {self.params.format} alert to {self._url(context) or '(no webhook URL)'}"
+        return f"POST a {self.params.format} alert to {self._url(context.settings) or '(no webhook URL)'}"
+
+    def notification(self, alert: Mapping[str, Any], settings: Settings, *,
+                     occurrence: int = 1) -> Notification | None:
+        """The outbox row of ``alert`` (``None`` when no webhook URL is configured)."""
+        url = self._url(settings)
+        if not url:
+            return None
+        base = alert_dedupe_key(str(alert["rule"]), str(alert["model_name"]), str(alert["model_version"]),
+                                str(alert["run_id"]))
+        key = base if occurrence == 1 else f"{base}#{occurrence}"
+        body_alert = {**alert, "dedupe_key": key}
+        body_alert.setdefault("report_url", run_report_url(settings, alert.get("run_id")))
+        body = build_payload(body_alert, self.params.format, resolve_after=self.params.resolve_after,
+                             generator_url=self.params.generator_url)
+        return Notification(dedupe_key=key, kind="alert", url=url, body=body, format=self.params.format,
+                            headers=dict(self.params.headers), timeout_s=self.params.timeout_s,
+                            model_name=str(alert["model_name"]), model_version=str(alert["model_version"]),
+                            rule=str(alert["rule"]), run_id=str(alert["run_id"]),
+                            decision_id=str(alert.get("alert_id") or "") or None)
 
     def _run(self, context: ActionContext) -> ActionOutcome:
-        import httpx
-
-        url = self._url(context)
-        if not url:
+        note = self.notification(context.alert, context.settings, occurrence=context.occurrence)
+        if note is None:
             return ActionOutcome("skipped", attempts=0,
                                  detail={"reason": "no webhook URL (policy notify.url or "
                                                    "SHIFTWATCH_WEBHOOK_URL)"})
-        body = json.dumps(build_payload(context.alert, self.params.format,
-                                        resolve_after=self.params.resolve_after,
-                                        generator_url=self.params.generator_url), default=str)
-        headers = {"content-type": "application/json", "user-agent": "shiftwatch", **self.params.headers}
-        attempts: list[dict[str, Any]] = []
-        with httpx.Client(timeout=httpx.Timeout(self.params.timeout_s)) as client:
-            for k in range(self.params.retries + 1):
-                if k:
-                    self.sleep(min(self.params.backoff_s * 2 ** (k - 1), self.params.max_backoff_s))
-                started = time.perf_counter()
-                record: dict[str, Any] = {"attempt": k + 1}
-                try:
-                    resp = client.post(url, content=body, headers=headers)
-                except httpx.HTTPError as exc:
-                    record.update(error=f"{type(exc).__name__}: {exc}", retry=True)
-                else:
-                    record.update(status_code=resp.status_code,
-                                  retry=resp.status_code == 429 or resp.status_code >= 500)
-                    if not resp.is_success and not record["retry"]:
-                        record["error"] = resp.text[:200]
-                record["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
-                attempts.append(record)
-                code = record.get("status_code")
-                if code is not None and 200 <= code < 300:
-                    return ActionOutcome("ok", attempts=len(attempts),
-                                         detail={"url": url, "format": self.params.format,
-                                                 "attempts": attempts})
-                if not record["retry"]:
-                    break
-        last = attempts[-1]
-        reason = last.get("error") or f"HTTP {last.get('status_code')}"
-        detail = {"url": url, "format": self.params.format, "attempts": attempts,
-                  "error": f"webhook failed after {len(attempts)} attempt(s): {reason}"}
-        return ActionOutcome("failed", attempts=len(attempts), detail=detail)
-
+        new = enqueue(context.store, note, now=context.now, expire_after_s=context.settings.outbox_expire_s)
+        return ActionOutcome("ok", attempts=0, detail={"outbox": note.dedupe_key, "url": note.url,
+                                                       "format": note.format, "queued_now": new})

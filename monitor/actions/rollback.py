@@ -31,7 +31,7 @@ class RollbackAction(Action):
 
         a = context.alert
         reason = f"policy rule {a.get('rule')} on drift run {a.get('run_id')} (alert {a.get('alert_id')})"
-        mv = Registry(context.store, context.settings.registry_dir).rollback(
+        mv = Registry(context.store, context.settings.registry_dir, settings=context.settings).rollback(
             str(a["model_name"]), to=self.params.to, reason=reason)
         return ActionOutcome("ok", detail={"from_version": a.get("model_version"),
                                            "active_version": mv.version})

@@ -1,7 +1,8 @@
 """Record policy decisions and run their actions exactly once per window.
 
 For each :class:`~monitor.policy.Decision`: a ``policy_decisions`` row (fired or cooldown,
-with its evidence), an ``alerts`` row when it fired, then each action under the idempotency
+with its evidence), an ``alerts`` row when it fired and — in the same transaction — the
+outbox rows of its ``notify`` actions (:func:`decision_notifications`), then each action under the idempotency
 key ``rule|run_id|kind`` (``#2``, ``#3`` … for a repeated kind; ``|dry_run`` in dry-run mode,
 so a dry run never blocks the real one). The key is claimed with a ``pending`` row in
 ``actions`` before the action runs; a key whose action already ended ``ok``, ``skipped`` or
@@ -13,14 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.actions import build_action
 from monitor.actions.base import ActionContext, ActionOutcome
 from monitor.errors import ActionError
+from monitor.outbox import Notification, enqueue
 from monitor.policy import Decision, Policy
 
 if TYPE_CHECKING:
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
     from monitor.settings import Settings
     from monitor.store import Store
 
-__all__ = ["ActionRecord", "alert_payload", "idempotency_key", "record_decision", "run_decision_actions"]
+__all__ = ["ActionRecord", "alert_payload", "decision_notifications", "idempotency_key", "record_decision",
+           "run_decision_actions"]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,35 @@ def alert_payload(decision: Decision) -> dict[str, Any]:
     }
 
 
-def record_decision(store: Store, decision: Decision) -> bool:
-    """Store the decision (and its alert when fired); False when this window's was stored before."""
+def decision_notifications(settings: Settings, policy: Policy, decision: Decision, *,
+                           dry_run: bool) -> list[Notification]:
+    """The outbox rows of a fired decision's ``notify`` actions (none in dry-run mode)."""
+    from monitor.actions.notify import NotifyAction
+
+    if not decision.fired or dry_run:
+        return []
+    alert = alert_payload(decision)
+    out: list[Notification] = []
+    n = 0
+    for spec in decision.actions:
+        if spec.kind != "notify":
+            continue
+        n += 1
+        try:
+            action = build_action("notify", policy.action_params(spec))
+        except ActionError:  # reported by the action run itself
+            continue
+        assert isinstance(action, NotifyAction)
+        note = action.notification(alert, settings, occurrence=n)
+        if note is not None:
+            out.append(note)
+    return out
+
+
+def record_decision(store: Store, decision: Decision, *, notifications: Sequence[Notification] = (),
+                    expire_after_s: float = 24 * 3600.0) -> bool:
+    """Store the decision (and its alert when fired) and enqueue ``notifications`` in one
+    transaction; False when this window's decision was stored before."""
     evidence = json.dumps(decision.evidence, default=str)
     before = store.execute("ops_decision_exists", {"decision_id": decision.decision_id})
     with store.transaction():
@@ -92,6 +122,8 @@ def record_decision(store: Store, decision: Decision) -> bool:
                 "rule": decision.rule, "severity": decision.severity, "run_id": decision.run_id,
                 "evidence": evidence, "created_at": decision.decided_at,
             })
+        for note in notifications:
+            enqueue(store, note, now=decision.decided_at, expire_after_s=expire_after_s)
     return int(before[0][0]) == 0
 
 
@@ -110,12 +142,13 @@ def run_decision_actions(
     if not decision.fired:
         return []
     alert = alert_payload(decision)
-    context = ActionContext(store=store, settings=settings, alert=alert, now=now, window=window,
-                            reference=reference)
+    base = ActionContext(store=store, settings=settings, alert=alert, now=now, window=window,
+                         reference=reference)
     seen: dict[str, int] = {}
     records: list[ActionRecord] = []
     for spec in decision.actions:
         seen[spec.kind] = seen.get(spec.kind, 0) + 1
+        context = replace(base, occurrence=seen[spec.kind])
         key = idempotency_key(decision.rule, decision.run_id, spec.kind, occurrence=seen[spec.kind],
                               dry_run=dry_run)
         existing = store.fetch_dicts("ops_get_action", {"key": key})

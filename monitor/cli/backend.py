@@ -63,7 +63,7 @@ class LocalBackend:
                     "and SHIFTWATCH_TOKEN to reach one)") from exc
             raise
         with store:
-            for name in Registry(store, self.settings.registry_dir).recover():
+            for name in Registry(store, self.settings.registry_dir, settings=self.settings).recover():
                 typer.echo(f"recovered: the ACTIVE pointer of {name} was rewritten from the DB", err=True)
             return fn(store, self.settings, **kwargs)
 

@@ -209,26 +209,33 @@ def promote(
     version: str = typer.Argument(..., help="Version to activate."),
     model: str = MODEL,
     reason: str = typer.Option("promoted by CLI", "--reason", help="Why (recorded)."),
-    webhook: str | None = typer.Option(None, "--webhook", help="POST the change to this URL."),
+    webhook: str | None = typer.Option(None, "--webhook", help="Notify this URL (via the outbox)."),
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Make VERSION the active version (DB + ACTIVE pointer, atomically)."""
     with _backend(config, db, registry_dir) as backend:
         out = backend.call("promote", model=model, version=version, reason=reason, webhook=webhook)
     typer.echo(f"{model}: {out['from_version'] or '-'} -> {out['to_version']} (active)")
+    _warn_undelivered(out)
 
 
 def rollback(
     model: str = MODEL,
     to: str | None = typer.Option(None, "--to", help="Version to restore (default: the previous one)."),
     reason: str = typer.Option("rolled back by CLI", "--reason", help="Why (recorded)."),
-    webhook: str | None = typer.Option(None, "--webhook", help="POST the change to this URL."),
+    webhook: str | None = typer.Option(None, "--webhook", help="Notify this URL (via the outbox)."),
     config: Path | None = CONFIG, db: Path | None = DB, registry_dir: Path | None = REGISTRY,
 ) -> None:
     """Restore the previously active version (or --to); the current one becomes rejected."""
     with _backend(config, db, registry_dir) as backend:
         out = backend.call("rollback", model=model, to=to, reason=reason, webhook=webhook)
     typer.echo(f"{model}: rolled back {out['from_version'] or '-'} -> {out['to_version']}")
+    _warn_undelivered(out)
+
+
+def _warn_undelivered(out: dict[str, Any]) -> None:
+    for key in out.get("undelivered") or ():
+        typer.echo(f"warning: notification {key} not delivered yet; it stays in the outbox", err=True)
 
 
 retrain_app = typer.Typer(name="retrain", help="Re-fine-tune the active version; follow or cancel a "

@@ -40,11 +40,12 @@ class WebhookReceiver:
     """
 
     def __init__(self, *, on_message: Callable[[ReceivedMessage], None] | None = None,
-                 path: str = "/hook") -> None:
+                 path: str = "/hook", port: int = 0) -> None:
         self._messages: list[ReceivedMessage] = []
         self._lock = threading.Lock()
         self._on_message = on_message
         self._path = path if path.startswith("/") else f"/{path}"
+        self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -57,7 +58,7 @@ class WebhookReceiver:
         return f"http://{host!s}:{port}{self._path}"
 
     def start(self) -> WebhookReceiver:
-        """Bind an ephemeral port on 127.0.0.1 and serve in a daemon thread."""
+        """Bind 127.0.0.1 (an ephemeral port unless ``port`` was given) and serve in a daemon thread."""
         if self._server is not None:
             return self
         receiver = self
@@ -92,7 +93,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: the demo prints messages itself
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver",
                                         daemon=True)

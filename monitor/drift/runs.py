@@ -24,7 +24,7 @@ from monitor.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.store import Store
 
-__all__ = ["check_window", "save_run"]
+__all__ = ["check_records", "check_window", "save_run"]
 
 
 def save_run(
@@ -105,6 +105,31 @@ def check_window(
             raise ConfigError(f"no reference set for model '{model_name}' version '{version}'; "
                               "create one with `shiftwatch reference create`")
     reference = load_reference(store, reference_name)
+    return check_records(store, window, reference, model_name=model_name,
+                         model_version=version or "unknown", reference_name=reference_name,
+                         start=start, end=end, signals=signals, alpha=alpha, options=options, seed=seed)
+
+
+def check_records(
+    store: Store,
+    window: pa.Table,
+    reference: pa.Table,
+    *,
+    model_name: str,
+    model_version: str,
+    reference_name: str | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    signals: Sequence[str] | None = None,
+    alpha: float = 0.01,
+    options: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+) -> tuple[str, DriftReport]:
+    """Test records already in memory (``window`` against ``reference``) and save the run.
+
+    What :func:`check_window` does after reading; the scheduler calls it with the one copy of
+    each window it reads per cycle. Missing ``start``/``end`` come from the window's timestamps.
+    """
     suite = DriftSuite(signals, alpha=alpha, options=options, seed=seed)
     report = suite.fit(DriftFrame.from_arrow(reference)).compute(DriftFrame.from_arrow(window))
     w_start, w_end = start, end
@@ -112,6 +137,6 @@ def check_window(
         ts = window["ts"]
         w_start = w_start or pc.min(ts).as_py()
         w_end = w_end or pc.max(ts).as_py()
-    run_id = save_run(store, report, model_name=model_name, model_version=version or "unknown",
+    run_id = save_run(store, report, model_name=model_name, model_version=model_version,
                       reference_name=reference_name, window_start=w_start, window_end=w_end)
     return run_id, report

@@ -147,11 +147,24 @@ def _original_data(registry: Registry, mv: ModelVersion, cfg: RetrainConfig) -> 
     return split_original(train, val, val_fraction=cfg.original_val_fraction, seed=cfg.seed)
 
 
-def _finish(store: Store, outcome: RetrainOutcome, *, error: str | None = None) -> None:
-    store.execute("retrain_finish_run", {
-        "run_id": outcome.run_id, "status": outcome.decision,
-        "candidate_version": outcome.candidate_version, "reasons": json.dumps(list(outcome.reasons)),
-        "metrics": json.dumps(outcome.metrics, default=str), "error": error})
+def _finish(store: Store, outcome: RetrainOutcome, *, settings: Settings, error: str | None = None) -> None:
+    """Record the outcome and queue its event notification (kind ``retrain``) in one transaction."""
+    from monitor.outbox import enqueue_event
+
+    with store.transaction():
+        store.execute("retrain_finish_run", {
+            "run_id": outcome.run_id, "status": outcome.decision,
+            "candidate_version": outcome.candidate_version, "reasons": json.dumps(list(outcome.reasons)),
+            "metrics": json.dumps(outcome.metrics, default=str), "error": error})
+        if outcome.decision != "dry_run":
+            summary = (f"shiftwatch: retrain of {outcome.model_name} {outcome.parent_version or '-'}: "
+                       f"{outcome.decision}" + (f" ({outcome.candidate_version})"
+                                                if outcome.candidate_version else ""))
+            enqueue_event(store, settings, "retrain",
+                          {**outcome.to_dict(), "retrain_run_id": outcome.run_id, "error": error,
+                           "model_version": outcome.candidate_version or outcome.parent_version,
+                           "summary": summary},
+                          dedupe_key=f"retrain|{outcome.run_id}")
 
 
 def retrain(
@@ -184,7 +197,7 @@ def retrain(
     registered.
     """
     cfg = config or RetrainConfig()
-    registry = Registry(store, settings.registry_dir)
+    registry = Registry(store, settings.registry_dir, settings=settings)
     active = registry.active(model_name)
     if active is None:
         raise RegistryError(f"model {model_name!r} has no active version to retrain")
@@ -197,22 +210,23 @@ def retrain(
         outcome = _retrain(store, registry, active, run_id, reason=reason, dry_run=dry_run, cfg=cfg,
                            on_step=on_step, cancel=cancel)
     except RetrainCancelled as exc:
-        _finish(store, replace(base, decision="cancelled", reasons=(str(exc),)), error=str(exc))
+        _finish(store, replace(base, decision="cancelled", reasons=(str(exc),)), settings=settings,
+                error=str(exc))
         raise
     except InsufficientLabels as exc:
-        _finish(store, replace(base, reasons=(str(exc),)), error=str(exc))
+        _finish(store, replace(base, reasons=(str(exc),)), settings=settings, error=str(exc))
         if not dry_run:
             store.execute("retrain_jobs_insert_refusal", {
                 "run_id": run_id, "model_name": model_name, "needed": exc.needed, "found": exc.found,
                 "reason": reason, "config": json.dumps(cfg.to_dict(), default=str)})
         raise
     except ShiftwatchError as exc:
-        _finish(store, replace(base, reasons=(str(exc),)), error=str(exc))
+        _finish(store, replace(base, reasons=(str(exc),)), settings=settings, error=str(exc))
         raise
     except Exception as exc:
-        _finish(store, replace(base, reasons=(str(exc),)), error=repr(exc))
+        _finish(store, replace(base, reasons=(str(exc),)), settings=settings, error=repr(exc))
         raise RetrainError(f"retrain of {model_name} failed: {exc}") from exc
-    _finish(store, outcome)
+    _finish(store, outcome, settings=settings)
     return outcome
 
 
@@ -422,7 +436,7 @@ def shadow_evaluate(
     :class:`ShadowNotReady` and record nothing. A decision is recorded in
     ``retrain_runs``; a promotion builds the new version's reference set.
     """
-    registry = Registry(store, settings.registry_dir)
+    registry = Registry(store, settings.registry_dir, settings=settings)
     cand = registry.get(model_name, version)
     active = registry.active(model_name)
     if cand.status != "candidate" or active is None:
@@ -447,9 +461,9 @@ def shadow_evaluate(
         outcome = _shadow_decide(store, registry, active, cand, rows, guard=guard, run_id=run_id,
                                  device=device, kept=kept)
     except Exception as exc:
-        _finish(store, replace(base, reasons=(str(exc),)), error=repr(exc))
+        _finish(store, replace(base, reasons=(str(exc),)), settings=settings, error=repr(exc))
         raise
-    _finish(store, outcome)
+    _finish(store, outcome, settings=settings)
     return outcome
 
 

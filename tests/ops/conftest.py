@@ -80,7 +80,8 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             with lock:
                 state.requests.append({"path": self.path, "json": json.loads(body),
-                                       "content_type": self.headers.get("content-type")})
+                                       "content_type": self.headers.get("content-type"),
+                                       "headers": dict(self.headers.items())})
                 code = state.codes.pop(0) if state.codes else 200
             self.send_response(code)
             self.send_header("content-length", "2")

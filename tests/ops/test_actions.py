@@ -14,10 +14,11 @@ import pytest
 from collectors.schema import records_to_table
 from monitor.actions import build_action
 from monitor.actions.base import ActionContext
-from monitor.actions.notify import NotifyAction, build_payload
+from monitor.actions.notify import build_payload
 from monitor.actions.review import select_for_review
 from monitor.actions.runner import alert_payload, record_decision, run_decision_actions
 from monitor.errors import ActionError
+from monitor.outbox import deliver_due
 from monitor.policy import ActionSpec, Decision, parse_policy
 from monitor.settings import Settings
 from monitor.store import Store
@@ -30,30 +31,31 @@ ALERT = {"alert_id": "a1", "rule": "embedding-drift", "severity": "warning", "mo
          "created_at": NOW.isoformat(), "evidence": {"windows": []}}
 
 
-@pytest.fixture(autouse=True)
-def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    waits: list[float] = []
-    monkeypatch.setattr(NotifyAction, "sleep", staticmethod(waits.append))
-    return waits
-
-
 def ctx(store: Store, tmp_path: Path, **kw: Any) -> ActionContext:
     settings = Settings(db_path=tmp_path / "x.duckdb", registry_dir=tmp_path / "models",
                         webhook_url=kw.pop("webhook_url", None))
     return ActionContext(store=store, settings=settings, alert=kw.pop("alert", ALERT), now=NOW, **kw)
 
 
+def _deliver(store: Store) -> None:
+    deliver_due(store, clock=lambda: NOW)
+
+
 @pytest.mark.parametrize("fmt", ["generic", "slack", "alertmanager"])
-def test_notify_posts_each_format_to_a_real_receiver(fmt: str, store: Store, tmp_path: Path,
-                                                     receiver: Receiver) -> None:
+def test_notify_queues_each_format_and_delivery_posts_it(fmt: str, store: Store, tmp_path: Path,
+                                                         receiver: Receiver) -> None:
     out = build_action("notify", {"url": receiver.url, "format": fmt}).run(ctx(store, tmp_path),
                                                                            dry_run=False)
-    assert out.status == "ok" and out.attempts == 1
+    key = "alert|sentiment|v1|embedding-drift|r1"
+    assert out.status == "ok" and out.detail["outbox"] == key
+    assert receiver.requests == []  # queued, not posted: the delivery job posts
+    _deliver(store)
     (req,) = receiver.requests
     body = req["json"]
     assert req["content_type"] == "application/json"
     if fmt == "generic":
-        assert req["path"] == "/hook" and body["status"] == "firing" and body["alert"] == ALERT
+        assert req["path"] == "/hook" and body["status"] == "firing"
+        assert body["alert"] == {**ALERT, "dedupe_key": key, "report_url": None}
     elif fmt == "slack":
         assert body["text"] == ALERT["summary"]
         assert body["blocks"][0]["type"] == "header"
@@ -66,46 +68,14 @@ def test_notify_posts_each_format_to_a_real_receiver(fmt: str, store: Store, tmp
         assert item["startsAt"] == NOW.isoformat()
         assert item["endsAt"] == (NOW + timedelta(hours=1)).isoformat()
         assert item["annotations"]["summary"] == ALERT["summary"]
-
-
-def test_notify_retries_500_with_backoff_then_succeeds(store: Store, tmp_path: Path, receiver: Receiver,
-                                                       _no_sleep: list[float]) -> None:
-    receiver.codes = [500, 503]
-    out = build_action("notify", {"url": receiver.url, "retries": 3, "backoff_s": 0.5}).run(
-        ctx(store, tmp_path), dry_run=False)
-    assert out.status == "ok" and out.attempts == 3
-    assert [a.get("status_code") for a in out.detail["attempts"]] == [500, 503, 200]
-    assert _no_sleep == [0.5, 1.0]  # exponential backoff
-    assert len(receiver.requests) == 3
-
-
-def test_notify_gives_up_after_retries_and_does_not_retry_4xx(store: Store, tmp_path: Path,
-                                                              receiver: Receiver) -> None:
-    receiver.codes = [500, 500, 500]
-    out = build_action("notify", {"url": receiver.url, "retries": 2}).run(ctx(store, tmp_path), dry_run=False)
-    assert out.status == "failed" and out.attempts == 3
-    assert "after 3 attempt(s): HTTP 500" in out.detail["error"]
-    receiver.codes = [404]
-    out = build_action("notify", {"url": receiver.url, "retries": 2}).run(ctx(store, tmp_path), dry_run=False)
-    assert out.status == "failed" and out.attempts == 1
-
-
-def test_notify_connection_refused_is_retried_and_recorded(store: Store, tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = build_action("notify", {"url": f"http://127.0.0.1:{port}/x", "retries": 1, "timeout_s": 1}).run(
-        ctx(store, tmp_path), dry_run=False)
-    assert out.status == "failed" and out.attempts == 2
-    assert all("ConnectError" in a["error"] for a in out.detail["attempts"])
+        assert item["annotations"]["dedupe_key"] == key
 
 
 def test_notify_uses_the_settings_url_and_skips_without_one(store: Store, tmp_path: Path,
                                                             receiver: Receiver) -> None:
     assert build_action("notify").run(ctx(store, tmp_path), dry_run=False).status == "skipped"
     out = build_action("notify").run(ctx(store, tmp_path, webhook_url=receiver.url), dry_run=False)
+    _deliver(store)
     assert out.status == "ok" and len(receiver.requests) == 1
 
 
@@ -211,9 +181,13 @@ def test_runner_is_idempotent_per_rule_run_and_kind(store: Store, tmp_path: Path
     assert record_decision(store, d) is False
     second = run_decision_actions(store, settings, policy, d, dry_run=False, now=NOW)
     assert [a.reused for a in second] == [True, True, False]  # the failed one is retried
+    _deliver(store)
+    _deliver(store)  # a delivered row is never sent again
     assert len(receiver.requests) == 2
+    assert sorted(r["json"]["alert"]["dedupe_key"] for r in receiver.requests) == [
+        "alert|sentiment|v1|embedding-drift|r1", "alert|sentiment|v1|embedding-drift|r1#2"]
     rows = store.fetchall_sql("SELECT idempotency_key, status, attempts FROM actions ORDER BY 1")
-    assert rows == [("embedding-drift|r1|notify", "ok", 1), ("embedding-drift|r1|notify#2", "ok", 1),
+    assert rows == [("embedding-drift|r1|notify", "ok", 0), ("embedding-drift|r1|notify#2", "ok", 0),
                     ("embedding-drift|r1|rollback", "failed", 2)]
     assert store.fetchall_sql("SELECT count(*) FROM alerts")[0][0] == 1
     dry = run_decision_actions(store, settings, policy, d, dry_run=True, now=NOW)

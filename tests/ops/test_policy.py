@@ -92,15 +92,25 @@ def test_min_samples_applies_to_every_window() -> None:
 def test_cooldown_holds_back_a_second_firing_but_not_the_same_run() -> None:
     policy = load_policy(None)
     hist = [window(1, emb=True)]
-    recent = PastDecision("embedding-drift", "m", "m-run0", NOW - timedelta(hours=1))
+    recent = PastDecision("embedding-drift", "m", "v1", "m-run0", NOW - timedelta(hours=1))
     (d,) = evaluate(policy, History(hist, fired=[recent]), now=NOW)
     assert d.outcome == "cooldown" and d.evidence["cooldown_run_id"] == "m-run0"
-    old = PastDecision("embedding-drift", "m", "m-run0", NOW - timedelta(hours=7))
+    old = PastDecision("embedding-drift", "m", "v1", "m-run0", NOW - timedelta(hours=7))
     assert evaluate(policy, History(hist, fired=[old]), now=NOW)[0].outcome == "fired"
-    same = PastDecision("embedding-drift", "m", "m-run1", NOW - timedelta(minutes=1))
+    same = PastDecision("embedding-drift", "m", "v1", "m-run1", NOW - timedelta(minutes=1))
     assert evaluate(policy, History(hist, fired=[same]), now=NOW)[0].outcome == "fired"
-    other_model = PastDecision("embedding-drift", "other", "x", NOW - timedelta(minutes=1))
+    other_model = PastDecision("embedding-drift", "other", "v1", "x", NOW - timedelta(minutes=1))
     assert evaluate(policy, History(hist, fired=[other_model]), now=NOW)[0].outcome == "fired"
+
+
+def test_cooldown_is_per_model_version() -> None:
+    """A promoted v2 gets its own alerts: v1's recent firing does not hold back v2's."""
+    policy = load_policy(None)
+    v1_fired = PastDecision("embedding-drift", "m", "v1", "m-run0", NOW - timedelta(minutes=5))
+    (d2,) = evaluate(policy, History([window(1, emb=True, version="v2")], fired=[v1_fired]), now=NOW)
+    assert d2.outcome == "fired" and d2.model_version == "v2"
+    (d1,) = evaluate(policy, History([window(1, emb=True, version="v1")], fired=[v1_fired]), now=NOW)
+    assert d1.outcome == "cooldown"
 
 
 def test_rollback_after_promotion_on_realized_macro_f1_drop() -> None:
@@ -193,7 +203,7 @@ def test_duplicate_rule_names_and_missing_file(tmp_path) -> None:  # type: ignor
 
 
 def test_action_parameters_are_validated_at_load_time() -> None:
-    text = ("actions:\n  notify: {retries: 2}\nrules:\n  - name: a\n"
+    text = ("actions:\n  notify: {timeout_s: 2}\nrules:\n  - name: a\n"
             "    when: {all: [{signal: embedding, drifted: true}]}\n"
             "    actions:\n      - notify\n      - {notify: {format: teams}}\n")
     with pytest.raises(PolicyError) as info:

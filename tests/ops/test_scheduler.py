@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from collectors.schema import records_to_table
-from monitor.actions.notify import NotifyAction
 from monitor.drift.references import create_reference
 from monitor.policy import Policy, load_policy, parse_policy
 from monitor.scheduler import Scheduler
@@ -21,11 +20,6 @@ from tests.ops.conftest import T0, Receiver, make_records, seed_reference
 SHIFTED = {"shift": 0.8, "conf_a": 3.0, "conf_b": 3.0, "p_positive": 0.8}
 
 
-@pytest.fixture(autouse=True)
-def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(NotifyAction, "sleep", staticmethod(lambda s: None))
-
-
 def settings_for(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(db_path=tmp_path / "ops.duckdb", reports_dir=tmp_path / "reports",
                     export_dir=tmp_path / "export", registry_dir=tmp_path / "models",
@@ -34,7 +28,7 @@ def settings_for(tmp_path: Path, **kw: Any) -> Settings:
 
 def default_with(receiver: Receiver) -> Policy:
     policy = load_policy(None)
-    notify = {**policy.actions["notify"], "url": receiver.url, "backoff_s": 0.0}
+    notify = {**policy.actions["notify"], "url": receiver.url}
     return policy.model_copy(update={"actions": {**policy.actions, "notify": notify}})
 
 
@@ -51,7 +45,8 @@ def test_seeded_loop_runs_drift_policy_and_actions_end_to_end(store: Store, tmp_
     store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
     first = sched.run_cycle(reports=False)
     assert first.ok, first.to_dict()
-    assert [j.job for j in first.jobs] == ["drift_check:sentiment", "evaluate_policy:sentiment"]
+    assert [j.job for j in first.jobs] == ["drift_check:sentiment", "evaluate_policy:sentiment",
+                                           "deliver_notifications"]
     (run1,) = first.drift_runs
     drifted, n_current = store.fetchall_sql("SELECT drifted, n_current FROM drift_runs WHERE run_id = $r",
                                             {"r": run1})[0]
@@ -108,7 +103,7 @@ def test_a_failing_job_is_recorded_and_the_next_ones_still_run(store: Store, tmp
     sched = Scheduler(settings_for(tmp_path), store, clock=lambda: T0,
                       policy=parse_policy("rules:\n  - name: r\n    when: {all: [{signal: embedding, "
                                           "drifted: true}]}\n"))
-    real = sched.check_model
+    real = sched.check_windows
 
     def check(model_name: str, model_version: str) -> Any:
         if model_name == "aaa-broken":
@@ -116,12 +111,13 @@ def test_a_failing_job_is_recorded_and_the_next_ones_still_run(store: Store, tmp
         return real(model_name, model_version)
 
     rendered: list[Path] = []
-    monkeypatch.setattr(sched, "check_model", check)
+    monkeypatch.setattr(sched, "check_windows", check)
+    monkeypatch.setattr(sched, "render_check", lambda wc: rendered.append(Path(wc.run_id)) or wc.run_id)
     monkeypatch.setattr(sched, "render_reports", lambda: rendered.append(Path("index.html")) or "index.html")
     result = sched.run_cycle(reports=True)
     assert [(j.job, j.status) for j in result.jobs] == [
         ("drift_check:aaa-broken", "failed"), ("drift_check:sentiment", "ok"),
-        ("evaluate_policy:sentiment", "ok"), ("render_reports", "ok")]
+        ("evaluate_policy:sentiment", "ok"), ("render_run:sentiment", "ok"), ("render_reports", "ok")]
     assert not result.ok and len(result.drift_runs) == 1 and rendered
     rows = store.fetch_dicts("ops_job_runs", {"prefix": "drift_check:aaa"})
     assert rows[0]["status"] == "failed" and rows[0]["error"] == "RuntimeError: disk on fire"
@@ -139,7 +135,7 @@ def test_background_scheduler_survives_a_failing_run(store: Store, tmp_path: Pat
                       policy=parse_policy("rules:\n  - name: r\n    when: {all: [{signal: embedding, "
                                           "drifted: true}]}\n"))
     calls: list[int] = []
-    real = sched.check_model
+    real = sched.check_windows
 
     def flaky(model_name: str, model_version: str) -> Any:
         calls.append(1)
@@ -147,10 +143,10 @@ def test_background_scheduler_survives_a_failing_run(store: Store, tmp_path: Pat
             raise RuntimeError("first run fails")
         return real(model_name, model_version)
 
-    monkeypatch.setattr(sched, "check_model", flaky)
+    monkeypatch.setattr(sched, "check_windows", flaky)
     sched.start()
     try:
-        assert set(sched.jobs()) == {"drift_check", "render_reports", "retention"}
+        assert set(sched.jobs()) == {"drift_check", "deliver_notifications", "render_reports", "retention"}
         deadline = time.monotonic() + 60
         statuses: list[str] = []
         while time.monotonic() < deadline:
