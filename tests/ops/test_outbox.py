@@ -223,7 +223,7 @@ def test_a_policy_rollback_notifies_the_rollback(store: Store, tmp_path: Path, t
     assert rec.status == "ok"
     deliver_due(store)
     (req,) = receiver.requests
-    assert req["json"]["text"].startswith("shiftwatch: sentiment rollback v2 -> v1")
+    assert req["json"]["text"].startswith("shiftwatch: sentiment rollback v2 -&gt; v1")  # Slack-escaped
 
 
 def test_retrain_outcomes_notify(tmp_path: Path, receiver: Receiver) -> None:
