@@ -70,7 +70,8 @@ def test_routes_run_the_operations_and_answer_one_line_errors(
     missing = c.get("/v1/models/m/versions/v9", headers=AUTH)
     assert missing.status_code == 400 and "v9" in missing.json()["detail"]
     assert c.post("/v1/models/m/promote", headers=AUTH, json={"version": "v2"}).json() == {
-        "model_name": "m", "from_version": "v1", "to_version": "v2", "status": "active"}
+        "model_name": "m", "from_version": "v1", "to_version": "v2", "status": "active",
+        "undelivered": []}
     assert c.post("/v1/models/m/rollback", headers=AUTH, json={}).json()["to_version"] == "v1"
     unknown = c.post("/v1/models/m/promote", headers=AUTH, json={"version": "v2", "bogus": 1})
     assert unknown.status_code == 422
