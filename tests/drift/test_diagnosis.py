@@ -41,7 +41,8 @@ def test_format_sub_test_makes_input_format_but_token_counts_alone_do_not() -> N
     d = diagnose(report(sig("embedding", 1e-4, MOVED), sig("tokenizer", 2e-9, fmt)))
     assert d.kind == "input_format" and "[UNK] share" in d.summary
     lengths = {"tests": {"n_tokens": {"p_value": 1e-9}, "unk_rate": {"p_value": 0.5}}}
-    assert diagnose(report(sig("embedding", 1e-4, MOVED), sig("tokenizer", 2e-9, lengths))).kind == "covariate"
+    longer = diagnose(report(sig("embedding", 1e-4, MOVED), sig("tokenizer", 2e-9, lengths)))
+    assert longer.kind == "covariate"
 
 
 def test_entropy_up_with_unknown_inputs_is_out_of_scope() -> None:
