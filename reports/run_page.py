@@ -228,16 +228,24 @@ def _what_changed(content: RunContent) -> str:
                      "comparisons are unavailable; examples are identified by text hash.</p>")
     else:
         parts.append("<h3>Words over-represented in the current window</h3>"
-                     '<p class="note">Weighted log-odds with an informative Dirichlet prior '
-                     "(z-score; rare words are shrunk towards no change). Rates per 1,000 words.</p>")
+                     '<p class="note">Ranked by z-score of the weighted log-odds with an informative '
+                     "Dirichlet prior (rare words are shrunk towards no change); <b>significant</b> "
+                     "marks z above the one-sided 5 % level after Bonferroni over the words tested. "
+                     "Rates per 1,000 words.</p>")
         if content.tokens:
-            rows = [[f"<b>{escape(t.token)}</b>", fmt_num(t.z, digits=3), fmt_num(t.current_rate, digits=3),
-                     fmt_num(t.reference_rate, digits=3), fmt_num(t.current_count),
-                     fmt_num(t.reference_count)] for t in content.tokens]
-            parts.append(table(["word", "z", "current /1k", "reference /1k", "current n", "reference n"],
-                               rows, numeric=(1, 2, 3, 4, 5)))
+            rows = [[f"<b>{escape(t.token)}</b>", fmt_num(t.z, digits=3),
+                     "significant" if t.significant else "–",
+                     fmt_num(t.current_rate, digits=3), fmt_num(t.reference_rate, digits=3),
+                     fmt_num(t.current_count), fmt_num(t.reference_count)] for t in content.tokens]
+            parts.append(table(["word", "z", "significant?", "current /1k", "reference /1k",
+                                "current n", "reference n"], rows, numeric=(1, 3, 4, 5, 6)))
+            if not any(t.significant for t in content.tokens):
+                parts.append('<p class="note">No single word is significant after correction; '
+                             "the words above are the most over-represented by z-score. A shift "
+                             "can move meaning without moving any one word's frequency.</p>")
         else:
-            parts.append('<p class="note">No word is significantly over-represented.</p>')
+            parts.append('<p class="note">No word of the current window (seen at least 3 times) is '
+                         "more frequent than in the reference.</p>")
         how = ("the model version's tokenizer maps them to [UNK]" if content.unknown_method == "tokenizer"
                else "no tokenizer available: words never seen in the reference window")
         parts.append(f'<h3>New [UNK]-producing words</h3><p class="note">{escape(how)}.</p>')
@@ -246,7 +254,8 @@ def _what_changed(content: RunContent) -> str:
                     for u in content.unknown]
             parts.append(table(["word", "current n", "reference n"], rows, numeric=(1, 2)))
         else:
-            parts.append('<p class="note">None.</p>')
+            parts.append('<p class="note">No word or symbol of the current window maps to [UNK] '
+                         "(emoji and other symbols are checked one by one).</p>")
     parts.append('<h3>Most-shifted examples</h3><p class="note">Rows a domain classifier (reference vs '
                  "current, cross-fitted) finds least like the reference; the shift score is its "
                  "probability that the row is from the current window (0.5: indistinguishable). "
