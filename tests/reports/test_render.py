@@ -72,6 +72,11 @@ def test_run_report_has_verdict_signals_sections_and_evidently(rendered: Any) ->
     changed = page[page.index('id="what-changed"'):]
     assert re.search(r"<b>(refund|crypto|wallet|scam|blockchain|zxqvortex)</b>", changed)
     assert 'class="evidently"' in page and "drawDashboard" in html.unescape(page)
+    # Evidently's 3.6 MB bundle is one shared file under assets/, linked relatively
+    assert len(page) < 1_000_000
+    shared = sorted((out / "assets").glob("evidently-*.js"))
+    assert len(shared) == 1 and f'src=&quot;../assets/{shared[0].name}&quot;' in page
+    assert "drawDashboard" in shared[0].read_text()
     assert page.count('<svg class="chart"') >= 5
     calm = run_file(out, runs[-1]["run_id"]).read_text()
     assert 'class="verdict ok"' in calm and 'data-diagnosis="none"' in calm
