@@ -77,13 +77,16 @@ def _draw(f: DriftFrame, idx: np.ndarray, n: int, rng: np.random.Generator) -> D
     return f.take(rng.choice(idx, n, replace=False))
 
 
-def build_streams(n_windows: int, rows: int, seed: int) -> list[Stream]:
+def build_streams(n_windows: int, rows: int, seed: int,
+                  stationary: tuple[str, ...] = ("sentiment", "intent")) -> list[Stream]:
     from benchmarks.scenarios import concat
 
     p = load_pools()
     rng = np.random.default_rng(seed)
     streams = []
     for model, pool in (("sentiment-stationary", "sst2"), ("intent-stationary", "banking_in")):
+        if model.split("-")[0] not in stationary:
+            continue
         perm = rng.permutation(p[pool].n)
         ref, rest = p[pool].take(perm[:N_REF]), perm[N_REF:]
         streams.append(Stream(model, ref, [_draw(p[pool], rest, rows, rng) for _ in range(n_windows)], None))
@@ -117,14 +120,15 @@ def build_streams(n_windows: int, rows: int, seed: int) -> list[Stream]:
     return streams
 
 
-def run(n_windows: int, rows: int, seed: int) -> dict[str, Any]:
+def run(n_windows: int, rows: int, seed: int,
+        stationary: tuple[str, ...] = ("sentiment", "intent")) -> dict[str, Any]:
     from collectors.schema import records_to_table
     from monitor.drift.references import create_reference
     from monitor.scheduler import Scheduler
     from monitor.settings import Settings
     from monitor.store import Store
 
-    streams = build_streams(n_windows, rows, seed)
+    streams = build_streams(n_windows, rows, seed, stationary)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         settings = Settings(db_path=d / "bench.duckdb", reports_dir=d / "reports", export_dir=d / "export",
@@ -202,12 +206,14 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=720, help="stationary windows per model")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stationary", nargs="+", default=["sentiment", "intent"],
+                        choices=["sentiment", "intent"], help="stationary models to run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        res = run(args.windows, args.rows, args.seed)
+        res = run(args.windows, args.rows, args.seed, tuple(args.stationary))
     print(markdown(res))
     if args.out:
         args.out.write_text(json.dumps(res, indent=2, default=str), encoding="utf-8")
