@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ N_REF = 600
 def records(frame: DriftFrame, model: str, start: datetime, seed: int) -> list[dict[str, Any]]:
     """Prediction records (DESIGN §3) of a window's rows; text is not logged (the default)."""
     assert frame.probs is not None and frame.embedding is not None
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, zlib.crc32(model.encode())])  # event ids unique per model
     out = []
     for i in range(frame.n):
         rec: dict[str, Any] = {
@@ -206,7 +207,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=720, help="stationary windows per model")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--stationary", nargs="+", default=["sentiment", "intent"],
+    parser.add_argument("--stationary", nargs="*", default=["sentiment", "intent"],
                         choices=["sentiment", "intent"], help="stationary models to run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
