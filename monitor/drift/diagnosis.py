@@ -111,7 +111,7 @@ def diagnose(report: DriftReport) -> Diagnosis:
         raw = base["raw_signals"]
         checks = {"no signal rejected after correction": True,
                   "no signal drifted on its raw flag": not raw}
-        ev = {**base, "reasons": ([f"raw flags only ({', '.join(raw)}), none survives correction"]
+        ev: dict[str, Any] = {**base, "reasons": ([f"raw flags only ({', '.join(raw)}), none survives correction"]
                                   if raw else []), "checks": checks}
         if report.verdict.get("status") not in (None, "ok"):
             ev["status"] = report.verdict.get("status")
@@ -163,7 +163,7 @@ def diagnose(report: DriftReport) -> Diagnosis:
                   "per-class MMD tested": bool(per_class),
                   "no class moved in embedding space": True,
                   "no unknown inputs": True}
-        ev: dict[str, Any] = {**base, "reasons": reasons, "checks": checks,
+        ev = {**base, "reasons": reasons, "checks": checks,
                               "per_class_mmd_p_values": per_class,
                               "predicted_share": {"labels": details.get("labels"),
                                                   "reference": details.get("reference_share"),
