@@ -111,8 +111,8 @@ def diagnose(report: DriftReport) -> Diagnosis:
         raw = base["raw_signals"]
         checks = {"no signal rejected after correction": True,
                   "no signal drifted on its raw flag": not raw}
-        ev: dict[str, Any] = {**base, "reasons": ([f"raw flags only ({', '.join(raw)}), none survives correction"]
-                                  if raw else []), "checks": checks}
+        reasons = [f"raw flags only ({', '.join(raw)}), none survives correction"] if raw else []
+        ev: dict[str, Any] = {**base, "reasons": reasons, "checks": checks}
         if report.verdict.get("status") not in (None, "ok"):
             ev["status"] = report.verdict.get("status")
         return Diagnosis("none", _share(checks), ev)
