@@ -1,6 +1,6 @@
 """Drift engine benchmark: speed vs Evidently 0.7, and a detection table on real shifts.
 
-    .venv/bin/python benchmarks/bench_drift.py [--quick] [--resamples N] [--out FILE.json]
+    python benchmarks/bench_drift.py [--quick] [--skip-speed] [--only NAME ...] [--out FILE.json]
 
 1. **Speed** — all five signals (``DriftSuite`` defaults) on 10,000 reference ×
    10,000 current rows with 384-d embeddings, against Evidently's
@@ -8,14 +8,17 @@
    t-SNE visualisation) and each bare drift method (``model``, ``distance``,
    ``ratio``; ``mmd`` only with ``--evidently-mmd``, since it builds a dense
    20,000² float64 kernel, ~6 GB).
-2. **Detection** — real MiniLM embeddings of the shared data sets; for each
-   scenario and window size n, the share of resamples flagged as drifted by
-   our default verdict (Holm over all signals, α = 0.01) and by each Evidently
-   embedding method with its defaults (as ``EmbeddingsDrift`` picks them:
-   ``model`` bootstraps only while the reference has < 1,000 rows).
+2. **Detection** — real MiniLM embeddings of the shared data sets (benchmarks/scenarios.py:
+   covariate, label-prior, out-of-scope and input-format scenarios plus three no-shift
+   pools); for each scenario and n in {20, 30, 50, 100, 200, 500}, the share of resamples
+   flagged by our default verdict (weighted Holm over all signals, alpha = 0.01, current
+   windows without labels), by the "Failing Loudly" yardsticks (Rabanser et al. 2019: MMD on
+   the embeddings and BBSD on the softmax, alpha = 0.05) and by each Evidently embedding method
+   with its defaults (as ``EmbeddingsDrift`` picks them: ``model`` bootstraps only while the
+   reference has < 1,000 rows). n90 per method, the worst no-shift false-positive rate, and
+   the diagnosis of every window our verdict flagged (accuracy at n = 200).
 
-Everything is measured in this run; embeddings are cached under
-``~/.cache/shiftwatch-bench`` (keyed by data set) so re-runs skip encoding.
+Everything is measured in this run; embeddings are cached under ``.bench/``.
 """
 
 from __future__ import annotations
@@ -37,9 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.drift.frame import DriftFrame  # noqa: E402
-from monitor.drift.suite import DriftSuite  # noqa: E402
-
-CACHE = Path(os.environ.get("SHIFTWATCH_BENCH_CACHE", Path.home() / ".cache" / "shiftwatch-bench"))
+from monitor.drift.suite import DEFAULT_SIGNALS, DriftSuite  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def bench_speed(n: int, repeats: int, evidently_mmd: bool) -> dict[str, Any]:
         report = DriftSuite(seed=r).fit(ref).compute(moved)
         shifted.append(time.perf_counter() - t)
     assert report.drifted
-    for sig in ("embedding", "class_distribution", "confidence", "tokenizer", "performance"):
+    for sig in DEFAULT_SIGNALS:
         t = time.perf_counter()
         DriftSuite([sig], seed=0).fit(ref).compute(cur)
         per_signal[sig] = [time.perf_counter() - t]
@@ -144,192 +145,198 @@ def bench_speed(n: int, repeats: int, evidently_mmd: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Detection on real data
+# Detection and diagnosis on real data (label-free current windows)
 # ---------------------------------------------------------------------------------------------
-def _embed_cached(name: str, texts: list[str], get_encoder: Callable[[], Any]) -> dict[str, np.ndarray]:
-    from collectors.encoding import token_stats
-
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{name}-{len(texts)}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    encoder = get_encoder()
-    stats = token_stats(encoder.tokenizer, texts, encoder.max_length)
-    out = {"emb": encoder.embed(texts), "n_tokens": stats.n_tokens, "n_unk": stats.n_unk,
-           "truncated": stats.truncated, "n_chars": stats.n_chars}
-    np.savez(path, **out)
-    return out
+#: Rabanser et al. (2019) test at alpha = 0.05; so do their yardsticks here.
+FL_ALPHA = 0.05
 
 
-def load_pools() -> dict[str, DriftFrame]:
-    """Real MiniLM frames; predictions of a logistic-regression stand-in for the fine-tuned
-    sentiment model, trained on the SST-2 dev rows (the first 872 rows of the sst2 pool; draws
-    from that pool stay exchangeable, so no-shift scenarios remain no-shift)."""
-    from functools import cache
+def _yardsticks(ref: DriftFrame, cur: DriftFrame, seed: int) -> dict[str, bool]:
+    """"Failing Loudly" yardsticks: MMD (RBF, median heuristic, 1,000 permutations) on the
+    embeddings and BBSD (KS per softmax dimension, Bonferroni), both at alpha 0.05."""
+    from monitor.drift.bbsd import BBSDDrift
+    from monitor.drift.embedding import MMDDrift
 
-    from sklearn.linear_model import LogisticRegression
-
-    from collectors.encoding import TextEncoder, minilm_path
-    from monitor import datasets
-
-    @cache
-    def encoder() -> Any:
-        return TextEncoder.from_pretrained(minilm_path(), max_length=128, device="cpu")
-
-    sst_dev, sst_test = datasets.sst2("dev"), datasets.sst2("test")
-    raw = {"amazon": datasets.uci("amazon"), "yelp": datasets.uci("yelp"), "imdb": datasets.uci("imdb"),
-           "sst2": datasets.TextDataset("sst2", sst_dev.texts + sst_test.texts,
-                                        sst_dev.labels + sst_test.labels)}
-    arrays = {k: _embed_cached(k, ds.texts, encoder) for k, ds in raw.items()}
-    n_dev = len(sst_dev)
-    clf = LogisticRegression(max_iter=1000).fit(arrays["sst2"]["emb"][:n_dev],
-                                                np.asarray(raw["sst2"].labels[:n_dev]))
-    pools = {}
-    for k, ds in raw.items():
-        a = arrays[k]
-        probs = clf.predict_proba(a["emb"])
-        pools[k] = DriftFrame(
-            predicted_label=clf.classes_.astype(object)[probs.argmax(axis=1)],
-            confidence=probs.max(axis=1).astype(np.float64), probs=probs.astype(np.float32),
-            embedding=a["emb"].astype(np.float32), n_tokens=a["n_tokens"].astype(np.float64),
-            n_unk=a["n_unk"].astype(np.float64), truncated=a["truncated"].astype(np.float64),
-            n_chars=a["n_chars"].astype(np.float64), text=np.asarray(ds.texts, dtype=object),
-            label=np.asarray(ds.labels, dtype=object))
-    return pools
+    mmd = MMDDrift(threshold=FL_ALPHA, n_permutations=1000, per_class_permutations=0, seed=seed)
+    bbsd = BBSDDrift(threshold=FL_ALPHA, seed=seed)
+    return {"fl_mmd": mmd.fit(ref).compute(cur).drifted, "fl_bbsd": bbsd.fit(ref).compute(cur).drifted}
 
 
-def _unlabelled(f: DriftFrame) -> DriftFrame:
-    """Current windows carry no ground truth yet (it arrives late in production)."""
-    return DriftFrame(predicted_label=f.predicted_label, confidence=f.confidence, probs=f.probs,
-                      embedding=f.embedding, n_tokens=f.n_tokens, n_unk=f.n_unk, truncated=f.truncated,
-                      n_chars=f.n_chars, text=f.text)
-
-
-Draw = Callable[[dict[str, DriftFrame], int, np.random.Generator], tuple[DriftFrame, DriftFrame]]
-
-
-def _same(src: str, n_ref: int) -> Draw:
-    def draw(p: dict[str, DriftFrame], n: int, rng: np.random.Generator) -> tuple[DriftFrame, DriftFrame]:
-        perm = rng.permutation(p[src].n)
-        return p[src].take(perm[:n_ref]), p[src].take(perm[n_ref:n_ref + n])
-    return draw
-
-
-def _cross(src: str, dst: str, n_ref: int) -> Draw:
-    def draw(p: dict[str, DriftFrame], n: int, rng: np.random.Generator) -> tuple[DriftFrame, DriftFrame]:
-        return (p[src].take(rng.choice(p[src].n, n_ref, replace=False)),
-                p[dst].take(rng.choice(p[dst].n, n, replace=False)))
-    return draw
-
-
-def _mixture(src: str, dst: str, share: float, n_ref: int) -> Draw:
-    def draw(p: dict[str, DriftFrame], n: int, rng: np.random.Generator) -> tuple[DriftFrame, DriftFrame]:
-        perm = rng.permutation(p[src].n)
-        k = round(share * n)
-        ref = p[src].take(perm[:n_ref])
-        a = _concat(p[src].take(perm[n_ref:n_ref + n - k]),
-                    p[dst].take(rng.choice(p[dst].n, k, replace=False)))
-        return ref, a
-    return draw
-
-
-def _prior(src: str, positive: str, share: float, n_ref: int) -> Draw:
-    def draw(p: dict[str, DriftFrame], n: int, rng: np.random.Generator) -> tuple[DriftFrame, DriftFrame]:
-        f = p[src]
-        assert f.label is not None
-        perm = rng.permutation(f.n)
-        rest = perm[n_ref:]
-        pos, neg = rest[f.label[rest] == positive], rest[f.label[rest] != positive]
-        k = round(share * n)
-        cur = np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, n - k, replace=False)])
-        return f.take(perm[:n_ref]), f.take(cur)
-    return draw
-
-
-def _concat(a: DriftFrame, b: DriftFrame) -> DriftFrame:
-    def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
-        return None if x is None or y is None else np.concatenate([x, y])
-
-    return DriftFrame(predicted_label=np.concatenate([a.predicted_label, b.predicted_label]),
-                      confidence=np.concatenate([a.confidence, b.confidence]), probs=cat(a.probs, b.probs),
-                      embedding=cat(a.embedding, b.embedding), n_tokens=cat(a.n_tokens, b.n_tokens),
-                      n_unk=cat(a.n_unk, b.n_unk), truncated=cat(a.truncated, b.truncated),
-                      n_chars=cat(a.n_chars, b.n_chars), text=cat(a.text, b.text),
-                      label=cat(a.label, b.label))
-
-
-SCENARIOS: dict[str, tuple[Draw, bool]] = {  # name -> (draw, is_shift)
-    "no-shift amazon/amazon (ref 500)": (_same("amazon", 500), False),
-    "no-shift sst2/sst2 (ref 1500)": (_same("sst2", 1500), False),
-    "amazon -> yelp": (_cross("amazon", "yelp", 500), True),
-    "amazon -> imdb": (_cross("amazon", "imdb", 500), True),
-    "sst2 -> raw imdb": (_cross("sst2", "imdb", 1500), True),
-    "amazon + 25% yelp mixture": (_mixture("amazon", "yelp", 0.25, 500), True),
-    "label prior 80% positive (sst2)": (_prior("sst2", "1", 0.8, 1500), True),
-}
-
-
-def _detect_scenario(name: str, sizes: list[int], resamples: int,
-                     methods: list[str]) -> tuple[str, dict[str, dict[int, float]]]:
-    """One scenario's detection rates (runs in a worker process, single-threaded BLAS)."""
+def _detect_scenario(name: str, sizes: list[int], resamples: int, null_resamples: int,
+                     methods: list[str]) -> tuple[str, dict[str, Any]]:
+    """One scenario's detection rates and diagnoses (a worker process, single-threaded BLAS)."""
     from threadpoolctl import threadpool_limits
+
+    from benchmarks.scenarios import load_pools, scenario, unlabelled
 
     with threadpool_limits(limits=1, user_api="blas"):
         pools = load_pools()
         ev = _evidently_methods()
-        draw, _ = SCENARIOS[name]
-        rows: dict[str, dict[int, float]] = {m: {} for m in ["ours", *methods]}
+        sc = scenario(name)
+        reps = resamples if sc.shift else null_resamples
+        rows: dict[str, dict[int, float]] = {m: {} for m in ["ours", "fl_mmd", "fl_bbsd", *methods]}
+        signals: dict[str, dict[int, float]] = {}
+        kinds: dict[int, dict[str, int]] = {}
         for n in sizes:
             rng = np.random.default_rng(zlib.crc32(f"{name}/{n}".encode()))
             hits = {m: 0 for m in rows}
-            for r in range(resamples):
-                ref, cur = draw(pools, n, rng)
-                report = DriftSuite(seed=r).fit(ref).compute(_unlabelled(cur))
+            sig_hits: dict[str, int] = {}
+            kinds[n] = {}
+            for r in range(reps):
+                ref, cur = sc.draw(pools, n, rng)
+                report = DriftSuite(seed=r).fit(ref).compute(unlabelled(cur))
                 hits["ours"] += report.drifted
+                for s in report.signals:
+                    if s.p_value is not None:
+                        sig_hits[s.signal] = sig_hits.get(s.signal, 0) + (s.p_value < 0.01)
+                kind = report.diagnosis().kind
+                kinds[n][kind] = kinds[n].get(kind, 0) + 1
+                for m, hit in _yardsticks(ref, cur, r).items():
+                    hits[m] += hit
                 assert ref.embedding is not None and cur.embedding is not None
                 for m in methods:
                     hits[m] += _ev_call(ev[m](ref.n), ref.embedding, cur.embedding)
             for m in rows:
-                rows[m][n] = hits[m] / resamples
-            print(f"  {name:36s} n={n:4d} " + " ".join(f"{m}={rows[m][n]:.2f}" for m in rows), flush=True)
-    return name, rows
+                rows[m][n] = hits[m] / reps
+            for sig, k in sig_hits.items():
+                signals.setdefault(sig, {})[n] = k / reps
+            print(f"  {name:38s} n={n:4d} " + " ".join(f"{m}={rows[m][n]:.2f}" for m in rows)
+                  + f" kinds={kinds[n]}", flush=True)
+    return name, {"kind": sc.kind, "shift": sc.shift, "resamples": reps, "rates": rows,
+                  "raw_signal_rates": signals, "diagnoses": kinds}
 
 
-def bench_detection(sizes: list[int], resamples: int, methods: list[str],
-                    workers: int) -> dict[str, Any]:
+def bench_detection(sizes: list[int], resamples: int, null_resamples: int, methods: list[str],
+                    workers: int, only: list[str] | None = None) -> dict[str, Any]:
     from concurrent.futures import ProcessPoolExecutor
 
+    from benchmarks.scenarios import SCENARIOS, load_pools
+
     load_pools()  # fill the embedding cache once before the workers read it
+    names = [s.name for s in SCENARIOS if not only or any(o in s.name for o in only)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_detect_scenario, name, sizes, resamples, methods) for name in SCENARIOS]
+        futures = [pool.submit(_detect_scenario, name, sizes, resamples, null_resamples, methods)
+                   for name in names]
         done = dict(f.result() for f in futures)
-    return {name: {"shift": SCENARIOS[name][1], "rates": done[name]} for name in SCENARIOS}
+    return {name: done[name] for name in names}
 
 
-def _markdown(table: dict[str, Any], sizes: list[int], resamples: int) -> str:
+def n90(rates: dict[int, float]) -> int | None:
+    """The smallest n with a detection rate of at least 90 % (None: never in the grid)."""
+    hits = [n for n, r in sorted(rates.items()) if r >= 0.9]
+    return hits[0] if hits else None
+
+
+def _markdown(table: dict[str, Any], sizes: list[int]) -> str:
     methods = list(next(iter(table.values()))["rates"])
-    head = "| scenario | method | " + " | ".join(f"n={n}" for n in sizes) + " |"
-    lines = [f"Detection rate over {resamples} resamples (no-shift rows: false-positive rate).", "",
-             head, "|" + "---|" * (len(sizes) + 2)]
+    head = "| scenario | kind | method | " + " | ".join(f"n={n}" for n in sizes) + " |"
+    lines = ["Detection rate (no-shift rows: false-positive rate); current windows carry no labels.",
+             "", head, "|" + "---|" * (len(sizes) + 3)]
     for name, entry in table.items():
         for m in methods:
-            lines.append(f"| {name} | {m} | " + " | ".join(f"{entry['rates'][m][n]:.2f}" for n in sizes)
-                         + " |")
+            lines.append(f"| {name} | {entry['kind']} | {m} | "
+                         + " | ".join(f"{entry['rates'][m][n]:.2f}" for n in sizes) + " |")
+    worst = {m: 0.0 for m in methods}
+    pooled = {m: [0.0, 0] for m in methods}
+    for entry in table.values():
+        if not entry["shift"]:
+            for m in methods:
+                worst[m] = max(worst[m], max(entry["rates"][m].values()))
+                pooled[m][0] += sum(entry["rates"][m].values()) * entry["resamples"]
+                pooled[m][1] += len(entry["rates"][m]) * entry["resamples"]
+    #: a baseline counts as honest when its pooled no-shift rate stays within 2x its own alpha
+    honest = [m for m in methods[1:] if pooled[m][1] and pooled[m][0] / pooled[m][1] <= 2 * FL_ALPHA]
+    lines += ["", "n90 (smallest n with >= 90 % detection; '>max' = never in the grid). "
+              f"'best honest' = the smallest n90 among baselines whose pooled no-shift rate is at most "
+              f"{2 * FL_ALPHA:.2f} ({', '.join(honest) or 'none'}):", "",
+              "| scenario | resamples | " + " | ".join(methods) + " | best honest baseline |",
+              "|" + "---|" * (len(methods) + 3)]
+    for name, entry in table.items():
+        if not entry["shift"]:
+            continue
+        cells = []
+        best: int | None = None
+        for m in methods:
+            v = n90(entry["rates"][m])
+            cells.append(str(v) if v is not None else f">{max(sizes)}")
+            if m in honest and v is not None:
+                best = v if best is None else min(best, v)
+        lines.append(f"| {name} | {entry['resamples']} | " + " | ".join(cells)
+                     + f" | {best if best is not None else f'>{max(sizes)}'} |")
+    lines.append("| **worst no-shift cell FPR** | | " + " | ".join(f"{worst[m]:.2f}" for m in methods)
+                 + " | |")
+    lines.append("| **pooled no-shift FPR** | | " + " | ".join(
+        f"{pooled[m][0] / pooled[m][1]:.3f} ({round(pooled[m][0])}/{pooled[m][1]})" if pooled[m][1]
+        else "n/a" for m in methods) + " | |")
+    diag_n = 200 if 200 in sizes else max(sizes)
+    lines += ["", f"Diagnosis of the windows our verdict flagged, n = {diag_n}:", "",
+              "| scenario | known kind | diagnosed (count) | correct |", "|---|---|---|---|"]
+    right = total = 0
+    for name, entry in table.items():
+        if not entry["shift"]:
+            continue
+        kinds = {k: v for k, v in entry["diagnoses"][diag_n].items() if k != "none"}
+        ok = kinds.get(entry["kind"], 0)
+        tot = sum(kinds.values())
+        right, total = right + ok, total + tot
+        share = f"{ok / tot:.0%}" if tot else "n/a"
+        lines.append(f"| {name} | {entry['kind']} | "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + f" | {share} |")
+    lines.append(f"| **all drifted windows** | | {total} | "
+                 + (f"{right / total:.1%}" if total else "n/a") + " |")
     return "\n".join(lines)
+
+
+def table_from_log(text: str) -> tuple[dict[str, Any], list[int]]:
+    """Rebuild the detection table from this benchmark's progress lines (a run cut short)."""
+    import ast
+    import re
+
+    from benchmarks.scenarios import scenario
+
+    head = re.search(r"detection: (\d+) resamples per shift cell, (\d+) per no-shift", text)
+    reps = (int(head.group(1)), int(head.group(2))) if head else (0, 0)
+    table: dict[str, Any] = {}
+    line_re = re.compile(r"^  (.+?)\s+n=\s*(\d+) (.*?) kinds=(\{.*\})$")
+    for line in text.splitlines():
+        m = line_re.match(line)
+        if not m:
+            continue
+        name, n = m.group(1).strip(), int(m.group(2))
+        sc = scenario(name)
+        entry = table.setdefault(name, {"kind": sc.kind, "shift": sc.shift,
+                                        "resamples": reps[0] if sc.shift else reps[1],
+                                        "rates": {}, "diagnoses": {}})
+        for pair in m.group(3).split():
+            meth, _, val = pair.partition("=")
+            entry["rates"].setdefault(meth, {})[n] = float(val)
+        entry["diagnoses"][n] = ast.literal_eval(m.group(4))
+    sizes = sorted({n for e in table.values() for r in e["rates"].values() for n in r})
+    complete = {k: v for k, v in table.items()
+                if all(len(r) == len(sizes) for r in v["rates"].values())}
+    return complete, sizes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2,000-row speed test, fewer resamples")
-    parser.add_argument("--resamples", type=int, default=None)
+    parser.add_argument("--quick", action="store_true",
+                        help="2,000-row speed test; 10/30 resamples; Evidently ratio and dense MMD left out")
+    parser.add_argument("--resamples", type=int, default=None, help="per shift cell")
+    parser.add_argument("--null-resamples", type=int, default=None, help="per no-shift cell")
+    parser.add_argument("--only", nargs="*", default=None, help="scenarios whose name contains one of these")
     parser.add_argument("--evidently-mmd", action="store_true",
                         help="also time Evidently's dense-kernel MMD at full size (~6 GB)")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-detection", action="store_true")
     parser.add_argument("--workers", type=int, default=2, help="processes for the detection table")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument("--from-log", type=Path, default=None,
+                        help="print the tables from the progress lines of an earlier run's output")
     args = parser.parse_args()
+    if args.from_log:
+        table, sizes = table_from_log(args.from_log.read_text(encoding="utf-8"))
+        print(_markdown(table, sizes))
+        return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     results: dict[str, Any] = {}
@@ -340,14 +347,16 @@ def main() -> None:
         results["speed"] = speed
         print(json.dumps(speed, indent=2), flush=True)
     if not args.skip_detection:
-        sizes = [50, 200] if args.quick else [50, 100, 200, 500]
-        resamples = args.resamples or (5 if args.quick else 20)
-        methods = ["ev_model", "ev_distance", "ev_mmd"] if args.quick else \
+        sizes = [20, 30, 50, 100, 200, 500]
+        resamples = args.resamples or (10 if args.quick else 20)
+        null_resamples = args.null_resamples or (30 if args.quick else 50)
+        methods = ["ev_model", "ev_distance"] if args.quick else \
             ["ev_model", "ev_distance", "ev_ratio", "ev_mmd"]
-        print(f"detection: {resamples} resamples, n in {sizes}", flush=True)
-        table = bench_detection(sizes, resamples, methods, args.workers)
+        print(f"detection: {resamples} resamples per shift cell, {null_resamples} per no-shift "
+              f"cell, n in {sizes}", flush=True)
+        table = bench_detection(sizes, resamples, null_resamples, methods, args.workers, args.only)
         results["detection"] = table
-        print(_markdown(table, sizes, resamples))
+        print(_markdown(table, sizes))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
 

@@ -20,10 +20,16 @@ A policy is a YAML file (DESIGN §7)::
         severity: warning    # info | warning | critical
         actions: [notify, {review: {n: 60}}, retrain]
 
-Conditions are ``{signal: NAME, drifted: BOOL}``, ``{signal: NAME, statistic: {gt: X}}``,
-``{signal: NAME, p_value: {lt: X}}`` (signals of DESIGN §4) or ``{metric: NAME, lt|le|gt|ge: X}``
+Conditions are ``{signal: NAME, drifted: BOOL}``, ``{signal: NAME, corrected: BOOL}``,
+``{signal: NAME, statistic: {gt: X}}``, ``{signal: NAME, p_value: {lt: X}}`` (signals of
+DESIGN §4), ``{diagnosis: KIND}`` (or a list of kinds) or ``{metric: NAME, lt|le|gt|ge: X}``
 on a per-window metric (:data:`METRICS`: confidence and performance deltas, realized
 performance, time since the version's promotion, operational health). ``all``/``any`` nest.
+``drifted`` is the signal's **raw** flag (its own p-value under its own threshold);
+``corrected`` is whether the verdict's weighted-Holm correction rejected it (the family-wise
+error rate of the window stays at α however many signals run), which is what the shipped
+policy uses. ``diagnosis`` matches the window's diagnosed kind of shift
+(``none|covariate|label_prior|out_of_scope|input_format``).
 A signal whose status is not ``ok`` or a metric that is unknown for a window never satisfies a
 condition: missing evidence does not fire rules, and it does not pass for "no drift" either;
 it is shown as ``null`` in the evidence.
@@ -82,7 +88,8 @@ __all__ = [
     "parse_policy",
 ]
 
-SIGNALS = ("embedding", "class_distribution", "confidence", "tokenizer", "performance")
+SIGNALS = ("embedding", "bbsd", "class_distribution", "confidence", "unknown_input", "tokenizer",
+           "performance")
 ACTION_KINDS = ("notify", "review", "retrain", "rollback", "command")
 
 #: Per-window metrics a ``{metric: ...}`` condition may test, with their meaning.
@@ -168,21 +175,26 @@ class Comparison(_Model):
 class SignalCondition(_Model):
     """A condition on one drift signal of a window."""
 
-    signal: Literal["embedding", "class_distribution", "confidence", "tokenizer", "performance"]
+    signal: Literal["embedding", "bbsd", "class_distribution", "confidence", "unknown_input",
+                    "tokenizer", "performance"]
     drifted: bool | None = None
+    corrected: bool | None = None
     statistic: Comparison | None = None
     p_value: Comparison | None = None
 
     @model_validator(mode="after")
     def _something(self) -> SignalCondition:
-        if self.drifted is None and self.statistic is None and self.p_value is None:
-            raise ValueError("a signal condition needs drifted, statistic or p_value")
+        if (self.drifted is None and self.corrected is None and self.statistic is None
+                and self.p_value is None):
+            raise ValueError("a signal condition needs drifted, corrected, statistic or p_value")
         return self
 
     def describe(self) -> str:
         parts = []
         if self.drifted is not None:
-            parts.append(f"drifted is {str(self.drifted).lower()}")
+            parts.append(f"drifted (raw) is {str(self.drifted).lower()}")
+        if self.corrected is not None:
+            parts.append(f"drifted (corrected) is {str(self.corrected).lower()}")
         if self.statistic is not None:
             parts.append(f"statistic {self.statistic.describe()}")
         if self.p_value is not None:
@@ -195,12 +207,34 @@ class SignalCondition(_Model):
         if obs is None or obs.status != "ok":
             ev.update(status=None if obs is None else obs.status, held=False)
             return False, ev
-        ev.update(drifted=obs.drifted, statistic=obs.statistic, p_value=obs.p_value)
+        ev.update(drifted=obs.drifted, corrected=obs.corrected, statistic=obs.statistic,
+                  p_value=obs.p_value)
         held = ((self.drifted is None or obs.drifted == self.drifted)
+                and (self.corrected is None or obs.corrected == self.corrected)
                 and (self.statistic is None or self.statistic.test(obs.statistic))
                 and (self.p_value is None or self.p_value.test(obs.p_value)))
         ev["held"] = held
         return held, ev
+
+
+DiagnosisKind = Literal["none", "covariate", "label_prior", "out_of_scope", "input_format"]
+
+
+class DiagnosisCondition(_Model):
+    """Holds when the window's diagnosed kind of shift is one of ``diagnosis``."""
+
+    diagnosis: DiagnosisKind | list[DiagnosisKind]
+
+    def _kinds(self) -> list[str]:
+        return [self.diagnosis] if isinstance(self.diagnosis, str) else list(self.diagnosis)
+
+    def describe(self) -> str:
+        return f"diagnosis in {', '.join(self._kinds())}"
+
+    def check(self, window: Window) -> tuple[bool, dict[str, Any]]:
+        kind = window.diagnosis
+        held = kind is not None and kind in self._kinds()
+        return held, {"condition": self.describe(), "kind": kind, "held": held}
 
 
 class MetricCondition(_Model):
@@ -245,7 +279,11 @@ def _condition_tag(value: Any) -> str | None:
             return "metric-condition"
         if "signal" in value:
             return "signal-condition"
+        if "diagnosis" in value:
+            return "diagnosis-condition"
         return None
+    if isinstance(value, DiagnosisCondition):
+        return "diagnosis-condition"
     if isinstance(value, Group):
         return "group-condition"
     if isinstance(value, MetricCondition):
@@ -258,10 +296,11 @@ def _condition_tag(value: Any) -> str | None:
 ConditionItem = Annotated[
     Annotated["Group", Tag("group-condition")]
     | Annotated[MetricCondition, Tag("metric-condition")]
-    | Annotated[SignalCondition, Tag("signal-condition")],
+    | Annotated[SignalCondition, Tag("signal-condition")]
+    | Annotated[DiagnosisCondition, Tag("diagnosis-condition")],
     Discriminator(_condition_tag, custom_error_type="condition",
-                  custom_error_message="a condition is {signal: ...}, {metric: ...}, {all: [...]} "
-                                       "or {any: [...]}"),
+                  custom_error_message="a condition is {signal: ...}, {metric: ...}, "
+                                       "{diagnosis: ...}, {all: [...]} or {any: [...]}"),
 ]
 
 
@@ -470,6 +509,7 @@ class SignalObservation:
     statistic: float | None = None
     p_value: float | None = None
     status: str = "ok"
+    corrected: bool | None = None  # rejected by the verdict's correction; None: not tested
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +524,8 @@ class Window:
     signals: Mapping[str, SignalObservation] = field(default_factory=dict)
     metrics: Mapping[str, float | None] = field(default_factory=dict)
     window_end: datetime | None = None
+    diagnosis: str | None = None  # the diagnosed kind (monitor.drift.diagnosis)
+    diagnosis_detail: Mapping[str, Any] | None = None  # the full diagnosis object
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,6 +619,8 @@ def evaluate(policy: Policy, history: History, *, now: datetime) -> list[Decisio
                 "cooldown_s": rule.cooldown.total_seconds(), "windows": per_window,
                 "metrics": dict(newest.metrics),
             }
+            if newest.diagnosis_detail is not None:
+                evidence["diagnosis"] = dict(newest.diagnosis_detail)
             if cooling and last is not None:
                 evidence["cooldown_since"] = last.created_at.isoformat()
                 evidence["cooldown_run_id"] = last.run_id

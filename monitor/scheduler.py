@@ -130,11 +130,14 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
     result = json.loads(run["result"]) if isinstance(run["result"], str) else dict(run["result"])
     signals: dict[str, SignalObservation] = {}
     details: dict[str, dict[str, Any]] = {}
+    rejected = {t["signal"]: bool(t.get("rejected"))
+                for t in (result.get("verdict") or {}).get("tests", [])}
     for s in result.get("signals", []):
         signals[s["signal"]] = SignalObservation(drifted=bool(s.get("drifted")),
                                                  statistic=_f(s.get("statistic")),
                                                  p_value=_f(s.get("p_value")),
-                                                 status=str(s.get("status", "ok")))
+                                                 status=str(s.get("status", "ok")),
+                                                 corrected=rejected.get(s["signal"]))
         details[s["signal"]] = dict(s.get("details") or {})
     metrics: dict[str, float | None] = {k: None for k in
                                         ("confidence_mean_delta", "estimated_accuracy_drop", "n_labeled",
@@ -142,6 +145,11 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
                                          "realized_accuracy_drop", "realized_macro_f1_drop",
                                          "hours_since_promotion", *_HEALTH_METRICS)}
     metrics["n_current"] = float(run["n_current"])
+    diag = result.get("diagnosis") if isinstance(result.get("diagnosis"), dict) else None
+    if diag is None and result.get("signals") is not None and "n_reference" in result:
+        from monitor.drift.suite import DriftReport  # runs stored before diagnoses existed
+
+        diag = DriftReport.from_dict(result).diagnosis().to_dict()
     conf = details.get("confidence", {})
     if _f(conf.get("mean_drop")) is not None:
         metrics["confidence_mean_delta"] = -float(conf["mean_drop"])
@@ -171,7 +179,8 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
         metrics["hours_since_promotion"] = (at - promoted_at).total_seconds() / 3600.0
     return Window(run_id=str(run["run_id"]), model_name=str(run["model_name"]),
                   model_version=str(run["model_version"]), n_current=int(run["n_current"]),
-                  drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end)
+                  drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end,
+                  diagnosis=(diag or {}).get("kind"), diagnosis_detail=diag)
 
 
 def _enriched_mask(table: pa.Table) -> pa.ChunkedArray:

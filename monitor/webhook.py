@@ -63,13 +63,28 @@ def _duration_s(text: str | None) -> float:
     return _duration(text).total_seconds() if text else 0.0
 
 
+def _diagnosis(alert: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The diagnosis of the alert's newest window (DESIGN §10), if the evidence carries one."""
+    diag = alert.get("diagnosis")
+    if diag is None:
+        ev = alert.get("evidence")
+        diag = ev.get("diagnosis") if isinstance(ev, Mapping) else None
+    return dict(diag) if isinstance(diag, Mapping) and diag.get("kind") else None
+
+
 def build_payload(alert: Mapping[str, Any], fmt: Format, *, resolve_after: str | None = "1h",
                   generator_url: str | None = None) -> Any:
-    """The JSON body of ``alert`` in format ``fmt``."""
+    """The JSON body of ``alert`` in format ``fmt``; every format names the diagnosed kind of
+    shift when the alert's evidence has one (generic: ``alert.diagnosis``; Slack: a line;
+    Alertmanager: label ``diagnosis`` and annotation ``diagnosis_summary``)."""
     summary = str(alert.get("summary") or _summary(alert))
     report_url = alert.get("report_url")
+    diag = _diagnosis(alert)
     if fmt == "generic":
-        return {"status": "firing", "source": "shiftwatch", "alert": dict(alert)}
+        body = dict(alert)
+        if diag is not None:
+            body["diagnosis"] = diag
+        return {"status": "firing", "source": "shiftwatch", "alert": body}
     if fmt == "slack":
         fields = [f"*{k}:* {slack_escape(alert.get(k))}" for k in ("rule", "severity", "model_name",
                                                                    "model_version", "run_id")
@@ -80,6 +95,9 @@ def build_payload(alert: Mapping[str, Any], fmt: Format, *, resolve_after: str |
                                          "text": slack_escape(alert.get("description") or summary)}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
         ]
+        if diag is not None:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*diagnosis:* "
+                                                       + slack_escape(diag.get("summary") or diag["kind"])}})
         if report_url:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{report_url}|report>"}})
         return {"text": slack_escape(summary), "blocks": blocks}
@@ -98,6 +116,9 @@ def build_payload(alert: Mapping[str, Any], fmt: Format, *, resolve_after: str |
         "annotations": annotations,
         "startsAt": starts,
     }
+    if diag is not None:
+        item["labels"]["diagnosis"] = str(diag["kind"])
+        item["annotations"]["diagnosis_summary"] = str(diag.get("summary") or diag["kind"])
     if resolve_after:
         with contextlib.suppress(ValueError):
             item["endsAt"] = (datetime.fromisoformat(starts)

@@ -110,7 +110,7 @@ def prepare_run(
     unknown_method = "none"
     if text_logged:
         ref_counts, cur_counts = count_words(ref_text), count_words(cur_text)
-        tokens = over_represented(ref_counts, cur_counts)
+        tokens = over_represented(ref_counts, cur_counts, min_z=0.0)
         unknown, unknown_method = unknown_words(ref_counts, cur_counts, is_unknown=unknown_fn)
 
     n_cur = current.num_rows

@@ -8,6 +8,7 @@ prepare data with the pure modules (:mod:`reports.content`), format it
     out_dir/index.html
     out_dir/timeline-<model>.html
     out_dir/runs/<run_id>.html        (path remembered in drift_runs.report_path)
+    out_dir/assets/evidently-<sha>.js|css   Evidently's bundle, one shared copy for all run pages
 """
 
 from __future__ import annotations
@@ -152,15 +153,16 @@ def _unknown_fn(store: Store, run: Mapping[str, Any]) -> UnknownFn | None:
 
 
 def _evidently_section(content_ref: Mapping[str, np.ndarray], content_cur: Mapping[str, np.ndarray],
-                       note: str) -> str:
+                       note: str, assets_dir: Path) -> str:
     from html import escape
 
-    from reports.evidently_section import evidently_frame, evidently_html
+    from reports.evidently_section import evidently_frame, evidently_html, share_assets
 
     if note:
         return f'<p class="note">Not available: {escape(note)}.</p>'
     try:
-        return evidently_frame(evidently_html(content_ref, content_cur))
+        return evidently_frame(share_assets(evidently_html(content_ref, content_cur), assets_dir,
+                                            "../assets/"))
     except Exception as exc:  # Evidently is third-party: never let it break the rest of the page
         log.exception("Evidently report failed")
         reason = f"{type(exc).__name__}: {exc}"
@@ -191,7 +193,8 @@ def render_run(store: Store, run_id: str, out_dir: Path, *, current: pa.Table | 
     with threadpool_limits(limits=1):
         content = prepare_run(run, run["result"], reference, current, shift_fn=_shift_fn(),
                               unknown_fn=unknown_fn)
-        evidently = _evidently_section(content.scalars_reference, content.scalars_current, note)
+        evidently = _evidently_section(content.scalars_reference, content.scalars_current, note,
+                                       out_dir / "assets")
     path = run_file(out_dir, run_id)
     html = run_page(content, evidently, index_href="../index.html",
                     timeline_href=f"../{timeline_file(out_dir, str(run['model_name'])).name}")

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from monitor.drift.diagnosis import Diagnosis
+from monitor.drift.suite import DriftReport
 from reports import svg
 from reports.content import RunContent
 from reports.examples import Example
@@ -15,7 +17,8 @@ __all__ = ["run_page", "run_status"]
 
 _SIGNAL_TITLES = {
     "embedding": "Embeddings", "class_distribution": "Predicted classes", "confidence": "Confidence",
-    "tokenizer": "Tokenizer", "performance": "Performance",
+    "tokenizer": "Tokenizer", "performance": "Performance", "bbsd": "Probability vector (BBSD)",
+    "unknown_input": "Unknown inputs",
 }
 _HIST_TITLES = {
     "confidence": "Confidence (max class probability)", "entropy": "Prediction entropy (nats)",
@@ -35,12 +38,31 @@ def run_status(drifted: bool, statuses: Sequence[str]) -> str:
     return "ok"
 
 
-def _signal_badge(sig: Mapping[str, Any]) -> str:
+def _signal_badge(sig: Mapping[str, Any], corrected: bool | None) -> str:
+    """``drifted`` only when the verdict's correction rejected the signal; a raw flag that did
+    not survive is labelled as such; an estimate without a p-value is informational."""
     status = sig.get("status", "ok")
-    if status == "ok":
-        return badge("drifted", STATUS_COLORS["drifted"]) if sig.get("drifted") else badge(
-            "ok", STATUS_COLORS["ok"])
-    return badge(str(status).replace("_", " "), STATUS_COLORS["warn" if status != "error" else "none"])
+    if status != "ok":
+        return badge(str(status).replace("_", " "),
+                     STATUS_COLORS["warn" if status != "error" else "none"])
+    if sig.get("p_value") is None:
+        return badge("informational", STATUS_COLORS["none"])
+    if corrected:
+        return badge("drifted", STATUS_COLORS["drifted"])
+    if sig.get("drifted"):
+        return badge("raw flag only", STATUS_COLORS["warn"])
+    return badge("ok", STATUS_COLORS["ok"])
+
+
+def _diagnosis(result: Mapping[str, Any]) -> Diagnosis | None:
+    diag = Diagnosis.from_dict(result.get("diagnosis") if isinstance(result.get("diagnosis"), Mapping)
+                               else None)
+    if diag is None and result.get("signals") is not None and "n_reference" in result:
+        try:  # runs stored before diagnoses existed
+            diag = DriftReport.from_dict(result).diagnosis()
+        except (KeyError, TypeError, ValueError):
+            return None
+    return diag
 
 
 def _verdict(content: RunContent) -> str:
@@ -48,41 +70,50 @@ def _verdict(content: RunContent) -> str:
     signals = list(result.get("signals") or [])
     drifted = bool(result.get("drifted", run.get("drifted")))
     status = run_status(drifted, [str(s.get("status", "ok")) for s in signals])
-    names = [_SIGNAL_TITLES.get(str(s.get("signal")), str(s.get("signal"))) for s in signals
-             if s.get("drifted")]
-    headline = {"drifted": "Drift detected", "ok": "No drift detected",
+    verdict = result.get("verdict") if isinstance(result.get("verdict"), Mapping) else {}
+    assert isinstance(verdict, Mapping)
+    tests = {str(t.get("signal")): t for t in verdict.get("tests") or [] if isinstance(t, Mapping)}
+
+    def title(name: str) -> str:
+        return _SIGNAL_TITLES.get(name, name)
+
+    corrected = [title(n) for n, t in tests.items() if t.get("rejected")]
+    raw_only = [s for s in signals if s.get("drifted") and s.get("p_value") is not None
+                and not tests.get(str(s.get("signal")), {}).get("rejected")]
+    diag = _diagnosis(result)
+    kind = diag.title if diag is not None and diag.kind != "none" else None
+    headline = {"drifted": "Drift detected" + (f": {kind}" if kind else ""), "ok": "No drift detected",
                 "warn": "No drift detected, but signals could not be tested"}[status]
-    detail = (("Drifted: " + ", ".join(names) + ".") if names
-              else "Every tested signal is within its threshold.")
-    verdict = result.get("verdict")
-    per_signal: dict[str, dict[str, Any]] = {}
-    extras: list[str] = []
-    if isinstance(verdict, Mapping):
-        tests = verdict.get("tests")
-        if isinstance(tests, list):
-            per_signal["Holm-adjusted p"] = {str(t.get("signal")): t.get("adjusted_p_value")
-                                             for t in tests if isinstance(t, Mapping)}
-        for key, value in verdict.items():
-            if isinstance(value, Mapping) and value and all(
-                    isinstance(v, int | float) or v is None for v in value.values()):
-                per_signal[str(key)] = dict(value)
-            elif isinstance(value, str | int | float | bool) or value is None:
-                shown = value if isinstance(value, str) else fmt_num(value)
-                extras.append(f"{escape(str(key))}: <b>{escape(shown)}</b>")
-    extra_cols = list(per_signal)
+    lines = []
+    if drifted:
+        lines.append("Drifted after correction: " + ", ".join(corrected) + "." if corrected else
+                     "Drift detected.")
+        if diag is not None and diag.evidence.get("reasons"):
+            lines.append("Evidence: " + "; ".join(str(r) for r in diag.evidence["reasons"]) + ".")
+    else:
+        lines.append("No signal is drifted after correction.")
+    if raw_only:
+        lines.append("Raw flag only, not significant after correction: " + ", ".join(
+            f"{title(str(s.get('signal')))} (p {fmt_num(s.get('p_value'))}, adjusted "
+            f"{fmt_num(tests.get(str(s.get('signal')), {}).get('adjusted_p_value'))})"
+            for s in raw_only) + ".")
+    method = str(verdict.get("method", "holm"))
+    method_words = "weighted Holm" if method == "weighted_holm" else method
     rows = []
     for s in signals:
         name = str(s.get("signal"))
+        t = tests.get(name, {})
         rows.append([
-            f"<b>{escape(_SIGNAL_TITLES.get(name, name))}</b> <span class=mono>{escape(name)}</span>",
+            f"<b>{escape(title(name))}</b> <span class=mono>{escape(name)}</span>",
             f"<span class=mono>{escape(str(s.get('method', '')))}</span>",
-            fmt_num(s.get("statistic")), fmt_num(s.get("p_value")),
-            *[fmt_num(per_signal[c].get(name)) for c in extra_cols],
-            fmt_num(s.get("threshold")), _signal_badge(s),
+            fmt_num(s.get("statistic")), fmt_num(s.get("p_value")), fmt_num(s.get("threshold")),
+            "yes" if s.get("drifted") and s.get("p_value") is not None else "no",
+            fmt_num(t.get("weight")), fmt_num(t.get("adjusted_p_value")),
+            _signal_badge(s, bool(t.get("rejected")) if t else None),
         ])
-    headers = ["signal", "method", "statistic", "p-value", *[c.replace("_", " ") for c in extra_cols],
-               "threshold", "status"]
-    numeric = range(2, 3 + len(extra_cols) + 2)
+    headers = ["signal", "method", "statistic", "raw p-value", "threshold", "raw flag", "weight",
+               f"adjusted p ({method_words})", "corrected verdict"]
+    numeric = (2, 3, 4, 6, 7)
     window = f"{fmt_ts(run.get('window_start'))} → {fmt_ts(run.get('window_end'))}"
     facts = [
         ("model", f"{run.get('model_name')} {run.get('model_version')}"),
@@ -90,18 +121,64 @@ def _verdict(content: RunContent) -> str:
         ("rows", f"{fmt_num(result.get('n_current', run.get('n_current')))} current · "
                  f"{fmt_num(result.get('n_reference', run.get('n_reference')))} reference"),
     ]
+    if diag is not None and diag.kind != "none":
+        facts.append(("diagnosis confidence", f"{diag.confidence:.0%}"))
     fact_html = " · ".join(f"{escape(k)}: <b>{escape(v)}</b>" for k, v in facts)
+    diag_attr = f' data-diagnosis="{escape(diag.kind)}"' if diag is not None else ""
     return (
-        f'<div id="verdict" class="verdict {status}" data-status="{status}"><h2>{escape(headline)}</h2>'
-        f"<p>{escape(detail)}</p><p>{fact_html}</p></div>"
+        f'<div id="verdict" class="verdict {status}" data-status="{status}"{diag_attr}>'
+        f"<h2>{escape(headline)}</h2>"
+        + "".join(f"<p>{escape(line)}</p>" for line in lines) + f"<p>{fact_html}</p></div>"
         '<section class="card" id="signals"><h2>Signals</h2>'
-        '<p class="note">Each signal tests the current window against the reference; p-value signals '
-        "are drifted when p &lt; threshold, others when the statistic crosses it. The overall verdict "
-        "corrects for testing several signals at once (Holm).</p>"
+        '<p class="note"><b>Raw flag</b>: the signal alone, p &lt; its threshold. '
+        f"<b>Corrected verdict</b>: rejected by {escape(method_words)} at α = "
+        f"{escape(fmt_num(verdict.get('alpha', 0.01)))} over every signal with a p-value, so the "
+        "window's false-alarm rate stays at α; the window is drifted exactly when some signal is "
+        "drifted after correction. Estimates without a p-value (CBPE) are informational and never "
+        "decide.</p>"
         + table(headers, rows, numeric=numeric)
-        + (f'<p class="note">Verdict: {" · ".join(extras)}</p>' if extras else "")
-        + "</section>"
+        + "</section>" + _per_class(result)
     )
+
+
+def _per_class(result: Mapping[str, Any]) -> str:
+    """Per-class MMD (did each class move?) and the BBSE prior estimate (did the mix move?)."""
+    sigs = {str(s.get("signal")): s for s in result.get("signals") or [] if isinstance(s, Mapping)}
+    emb = (sigs.get("embedding") or {}).get("details") or {}
+    per = emb.get("per_class") if isinstance(emb, Mapping) else None
+    cd = (sigs.get("class_distribution") or {}).get("details") or {}
+    bbse = cd.get("bbse") if isinstance(cd, Mapping) else None
+    if not per and not bbse:
+        return ""
+    parts = ['<section class="card" id="per-class"><h2>Classes: did they move, or did the mix?</h2>'
+             '<p class="note">A covariate shift moves classes in embedding space (per-class MMD '
+             "significant); a label-prior shift keeps each class in place and changes only the mix "
+             "(black-box shift estimation of the true-label prior, Lipton et al. 2018).</p>"]
+    if isinstance(per, Mapping) and per:
+        k = sum(1 for v in per.values() if isinstance(v, Mapping) and v.get("p_value") is not None)
+        rows = [[escape(str(c)), fmt_num(v.get("n_reference")), fmt_num(v.get("n_current")),
+                 fmt_num(v.get("mmd2")), fmt_num(v.get("p_value")),
+                 ("moved" if v.get("p_value") is not None and float(v["p_value"]) * max(k, 1) < 0.01
+                  else str(v.get("status", "ok")).replace("_", " ") if v.get("p_value") is None
+                  else "in place")]
+                for c, v in per.items() if isinstance(v, Mapping)]
+        parts.append("<h3>Per-class MMD (by predicted class)</h3>"
+                     + table(["class", "reference rows", "current rows", "MMD²", "p-value",
+                              f"moved? (Bonferroni over {k})"], rows, numeric=(1, 2, 3, 4)))
+    if isinstance(bbse, Mapping) and bbse.get("classes"):
+        lo = dict(zip(bbse.get("interval_classes") or [], bbse.get("estimated_prior_low") or [],
+                      strict=False))
+        hi = dict(zip(bbse.get("interval_classes") or [], bbse.get("estimated_prior_high") or [],
+                      strict=False))
+        rows = [[escape(str(c)), fmt_num(r), fmt_num(e),
+                 (f"{fmt_num(lo[c])} – {fmt_num(hi[c])}" if c in lo and c in hi else "–")]
+                for c, r, e in zip(bbse["classes"], bbse.get("reference_prior") or [],
+                                   bbse.get("estimated_prior") or [], strict=False)]
+        parts.append("<h3>Label prior (BBSE estimate)</h3>"
+                     + table(["class", "reference prior", "estimated current prior", "95 % interval"],
+                             rows, numeric=(1, 2)))
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _distributions(content: RunContent) -> str:
@@ -151,16 +228,24 @@ def _what_changed(content: RunContent) -> str:
                      "comparisons are unavailable; examples are identified by text hash.</p>")
     else:
         parts.append("<h3>Words over-represented in the current window</h3>"
-                     '<p class="note">Weighted log-odds with an informative Dirichlet prior '
-                     "(z-score; rare words are shrunk towards no change). Rates per 1,000 words.</p>")
+                     '<p class="note">Ranked by z-score of the weighted log-odds with an informative '
+                     "Dirichlet prior (rare words are shrunk towards no change); <b>significant</b> "
+                     "marks z above the one-sided 5 % level after Bonferroni over the words tested. "
+                     "Rates per 1,000 words.</p>")
         if content.tokens:
-            rows = [[f"<b>{escape(t.token)}</b>", fmt_num(t.z, digits=3), fmt_num(t.current_rate, digits=3),
-                     fmt_num(t.reference_rate, digits=3), fmt_num(t.current_count),
-                     fmt_num(t.reference_count)] for t in content.tokens]
-            parts.append(table(["word", "z", "current /1k", "reference /1k", "current n", "reference n"],
-                               rows, numeric=(1, 2, 3, 4, 5)))
+            rows = [[f"<b>{escape(t.token)}</b>", fmt_num(t.z, digits=3),
+                     "significant" if t.significant else "–",
+                     fmt_num(t.current_rate, digits=3), fmt_num(t.reference_rate, digits=3),
+                     fmt_num(t.current_count), fmt_num(t.reference_count)] for t in content.tokens]
+            parts.append(table(["word", "z", "significant?", "current /1k", "reference /1k",
+                                "current n", "reference n"], rows, numeric=(1, 3, 4, 5, 6)))
+            if not any(t.significant for t in content.tokens):
+                parts.append('<p class="note">No single word is significant after correction; '
+                             "the words above are the most over-represented by z-score. A shift "
+                             "can move meaning without moving any one word's frequency.</p>")
         else:
-            parts.append('<p class="note">No word is significantly over-represented.</p>')
+            parts.append('<p class="note">No word of the current window (seen at least 3 times) is '
+                         "more frequent than in the reference.</p>")
         how = ("the model version's tokenizer maps them to [UNK]" if content.unknown_method == "tokenizer"
                else "no tokenizer available: words never seen in the reference window")
         parts.append(f'<h3>New [UNK]-producing words</h3><p class="note">{escape(how)}.</p>')
@@ -169,7 +254,8 @@ def _what_changed(content: RunContent) -> str:
                     for u in content.unknown]
             parts.append(table(["word", "current n", "reference n"], rows, numeric=(1, 2)))
         else:
-            parts.append('<p class="note">None.</p>')
+            parts.append('<p class="note">No word or symbol of the current window maps to [UNK] '
+                         "(emoji and other symbols are checked one by one).</p>")
     parts.append('<h3>Most-shifted examples</h3><p class="note">Rows a domain classifier (reference vs '
                  "current, cross-fitted) finds least like the reference; the shift score is its "
                  "probability that the row is from the current window (0.5: indistinguishable). "
@@ -240,9 +326,16 @@ def run_page(content: RunContent, evidently: str, *, index_href: str, timeline_h
         + _embedding(content)
         + _what_changed(content)
         + _performance(content)
-        + '<section class="card" id="evidently"><h2>Evidently: scalar signals</h2>'
-        '<p class="note">Evidently 0.7 data-drift report over confidence, entropy, predicted label, '
-        "token count, [UNK] rate and truncation.</p>" + evidently + "</section>"
+        + '<section class="card" id="evidently"><h2>Evidently\'s own view: per-column data drift '
+        "(its tests, its thresholds)</h2>"
+        '<p class="note">Evidently 0.7\'s <code>DataDriftPreset</code> over confidence, entropy, '
+        "predicted label, token count, [UNK] rate and truncation, with Evidently's defaults: per "
+        "column, a K–S test (numerical) or chi-square / Z-test (categorical) at p &lt; 0.05 up to "
+        "1,000 rows, Wasserstein / Jensen–Shannon distance &gt; 0.1 above; its \u201cDataset "
+        "Drift\u201d line means at least half of these columns drifted. It is a second opinion, "
+        "uncorrected for testing several columns and blind to embeddings, so it can disagree with "
+        "the verdict at the top of this page, which is the one this report states.</p>"
+        + evidently + "</section>"
     )
     title = f"Drift report · {run.get('model_name')}"
     subtitle = f"run {run.get('run_id')} · {fmt_ts(run.get('created_at'))}"

@@ -11,7 +11,8 @@ from reports.page import page
 
 __all__ = ["timeline_page"]
 
-_ORDER = ("embedding", "class_distribution", "confidence", "tokenizer", "performance")
+_ORDER = ("embedding", "bbsd", "class_distribution", "confidence", "unknown_input", "tokenizer",
+          "performance")
 
 
 def _t(p: SignalPoint) -> float:

@@ -5,7 +5,11 @@ log-odds ratio with an informative Dirichlet prior (Monroe, Colaresi & Quinn
 2008, "Fightin' Words"): the prior is the pooled word distribution of both
 windows scaled to ``prior_strength`` pseudo-counts, which shrinks rare words
 towards "no difference" so that a word seen twice does not top the list.
-The z-score ``delta / sqrt(var)`` ranks words.
+The z-score ``delta / sqrt(var)`` ranks words; a word is marked significant when its z
+passes the one-sided 5 % level Bonferroni-corrected over the words tested.
+
+Words are runs of letters and digits; every other non-ASCII symbol (emoji, ©, ™, …) counts as
+a word of its own, so symbols that the tokenizer maps to ``[UNK]`` are listed too.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from dataclasses import dataclass
 
 __all__ = ["TokenShift", "UnknownWord", "count_words", "over_represented", "unknown_words", "words"]
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s\x00-\x7f]", re.UNICODE)
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens of ``text`` (letters and digits, inner apostrophes kept)."""
+    """Lower-cased word tokens of ``text`` (letters and digits, inner apostrophes kept; each
+    non-ASCII symbol such as an emoji is a token of its own)."""
     return _WORD.findall(text.lower())
 
 
@@ -46,6 +51,7 @@ class TokenShift:
     reference_count: int
     current_rate: float  # per 1,000 words
     reference_rate: float
+    significant: bool = False  # z above the Bonferroni-corrected one-sided 5 % level
 
 
 def over_represented(
@@ -62,7 +68,10 @@ def over_represented(
     ``prior_strength`` is the total pseudo-count of the Dirichlet prior
     (spread over words by their pooled frequency); words seen fewer than
     ``min_count`` times in the current window and with ``z < min_z`` are left out.
+    ``significant`` marks z above ``Φ⁻¹(1 − 0.05 / m)``, ``m`` the words tested.
     """
+    from statistics import NormalDist
+
     n_ref = sum(reference.values())
     n_cur = sum(current.values())
     if n_ref == 0 or n_cur == 0:
@@ -70,6 +79,8 @@ def over_represented(
     pooled_total = n_ref + n_cur
     a0 = float(prior_strength)
     out: list[TokenShift] = []
+    tested = sum(1 for y in current.values() if y >= min_count)
+    z_crit = NormalDist().inv_cdf(1.0 - 0.05 / max(tested, 1))
     for token, y_cur in current.items():
         if y_cur < min_count:
             continue
@@ -79,10 +90,10 @@ def over_represented(
         lo_ref = math.log((y_ref + a) / (n_ref + a0 - y_ref - a))
         delta = lo_cur - lo_ref
         z = delta / math.sqrt(1.0 / (y_cur + a) + 1.0 / (y_ref + a))
-        if z < min_z:
+        if z < min_z or z <= 0:
             continue
         out.append(TokenShift(token, z, delta, y_cur, y_ref, 1000.0 * y_cur / n_cur,
-                              1000.0 * y_ref / n_ref))
+                              1000.0 * y_ref / n_ref, significant=z > z_crit))
     out.sort(key=lambda t: (-t.z, t.token))
     return out[:top]
 

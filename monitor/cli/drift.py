@@ -83,19 +83,27 @@ def _print_table(title: str, result: dict[str, Any]) -> None:
     from rich.table import Table
 
     adjusted = {t["signal"]: t["adjusted_p_value"] for t in result["verdict"].get("tests", [])}
+    rejected = {t["signal"]: bool(t["rejected"]) for t in result["verdict"].get("tests", [])}
     verdict = "[bold red]DRIFT[/]" if result["drifted"] else "[green]no drift[/]"
+    diag = result.get("diagnosis") or {}
+    if result["drifted"] and diag.get("title"):
+        verdict += f": {diag['title']}"
     status = result["verdict"].get("status", "ok")
     if status != "ok":
         verdict += f" [yellow]({status})[/]"
+    method = "weighted Holm" if result["verdict"].get("method") == "weighted_holm" else "Holm"
     table = Table(title=f"{title}: {verdict}  (n_reference={result['n_reference']}, "
-                        f"n_current={result['n_current']}, Holm α={result['verdict']['alpha']})")
-    for col in ("signal", "method", "status", "statistic", "p-value", "Holm p", "threshold", "drifted"):
+                        f"n_current={result['n_current']}, {method} α={result['verdict']['alpha']})")
+    for col in ("signal", "method", "status", "statistic", "raw p", "threshold", "raw flag", "adjusted p",
+                "corrected"):
         table.add_column(col, no_wrap=True)
     table.add_column("details", overflow="fold", min_width=30)
     for s in result["signals"]:
+        corrected = rejected.get(s["signal"])
         table.add_row(s["signal"], s["method"], s["status"], _fmt(s["statistic"]), _fmt(s["p_value"], 3),
-                      _fmt(adjusted.get(s["signal"]), 3), _fmt(s["threshold"], 3),
-                      "yes" if s["drifted"] else "no", _summary(s))
+                      _fmt(s["threshold"], 3), "yes" if s["drifted"] else "no",
+                      _fmt(adjusted.get(s["signal"]), 3),
+                      "–" if corrected is None else ("DRIFTED" if corrected else "no"), _summary(s))
     console = Console()
     if not console.is_terminal:  # pipes and CI logs: rich would default to 80 columns
         console = Console(width=160)

@@ -67,8 +67,9 @@ class ClassDistributionDrift(DriftCalculator):
     method = "chi2"
 
     def __init__(self, *, threshold: float = 0.01, min_rows: int = 20, n_permutations: int = 2000,
-                 seed: int = 0, psi_epsilon: float = 1e-4) -> None:
+                 seed: int = 0, psi_epsilon: float = 1e-4, n_bootstrap: int = 200) -> None:
         super().__init__(threshold=threshold, min_rows=min_rows)
+        self.n_bootstrap = n_bootstrap
         self.n_permutations = n_permutations
         self.seed = seed
         self.psi_epsilon = psi_epsilon
@@ -86,6 +87,24 @@ class ClassDistributionDrift(DriftCalculator):
             self._pred_labelled = reference.predicted_label[have]
         else:
             self._true = None
+
+    def _bbse_interval(self, pred_cur: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+        """95 % percentile-bootstrap interval of the BBSE prior (both windows resampled)."""
+        assert self._true is not None
+        n_ref, n_cur = self._true.size, pred_cur.size
+        draws = []
+        for _ in range(self.n_bootstrap):
+            r = rng.integers(0, n_ref, n_ref)
+            c = rng.integers(0, n_cur, n_cur)
+            est = bbse_prior(self._pred_labelled[r], self._true[r], pred_cur[c])
+            full = dict(zip(est["classes"], est["estimated_prior"], strict=True))
+            draws.append(full)
+        classes = sorted({k for d in draws for k in d}, key=str)
+        mat = np.array([[d.get(k, 0.0) for k in classes] for d in draws])
+        return {"interval_classes": classes, "interval_level": 0.95,
+                "estimated_prior_low": np.quantile(mat, 0.025, axis=0).tolist(),
+                "estimated_prior_high": np.quantile(mat, 0.975, axis=0).tolist(),
+                "n_bootstrap": self.n_bootstrap}
 
     def _compute(self, current: DriftFrame) -> DriftResult:
         from scipy.spatial.distance import jensenshannon
@@ -110,5 +129,6 @@ class ClassDistributionDrift(DriftCalculator):
         }
         if self._true is not None:
             details["bbse"] = bbse_prior(self._pred_labelled, self._true, current.predicted_label)
+            details["bbse"].update(self._bbse_interval(current.predicted_label, rng))
         return self.result(statistic=stat, p_value=p, drifted=p < self.threshold,
                            n_current=current.n, details=details)

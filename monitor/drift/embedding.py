@@ -167,7 +167,7 @@ class MMDDrift(EmbeddingDriftBase):
 
     method = "mmd"
 
-    def __init__(self, *, per_class_min_rows: int = 10, per_class_permutations: int = 100,
+    def __init__(self, *, per_class_min_rows: int = 10, per_class_permutations: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.per_class_min_rows = per_class_min_rows
@@ -200,7 +200,7 @@ class MMDDrift(EmbeddingDriftBase):
             "bandwidth_gamma": self._gamma, "n_permutations": used,
             "max_permutations": self.n_permutations, "rows_used": [n, m], "dims": int(x.shape[1]),
         }
-        if self.per_class_permutations > 0:
+        if self.per_class_permutations is None or self.per_class_permutations > 0:
             details["per_class"] = self._per_class(k_np, n, y_labels, rng)
         return self.result(statistic=stat, p_value=p, drifted=p < self.threshold,
                            n_current=self._count(current), details=details)
@@ -209,6 +209,12 @@ class MMDDrift(EmbeddingDriftBase):
                    rng: np.random.Generator) -> dict[str, Any]:
         out: dict[str, Any] = {}
         labels = sorted(set(self._ref_labels.tolist()) | set(y_labels.tolist()), key=str)
+        n_perm = self.per_class_permutations
+        if n_perm is None:  # enough that one class can pass Bonferroni over the classes at alpha
+            testable = sum(1 for lab in labels
+                           if (self._ref_labels == lab).sum() >= self.per_class_min_rows
+                           and (y_labels == lab).sum() >= self.per_class_min_rows)
+            n_perm = max(100, math.ceil(2 * max(testable, 1) / self.threshold))
         for lab in labels:
             ri = np.flatnonzero(self._ref_labels == lab)
             ci = n + np.flatnonzero(y_labels == lab)
@@ -217,7 +223,7 @@ class MMDDrift(EmbeddingDriftBase):
                                  "status": "insufficient_data"}
                 continue
             idx = np.concatenate([ri, ci])
-            stat, p, _ = _mmd_perm(k[np.ix_(idx, idx)], ri.size, self.per_class_permutations, rng)
+            stat, p, _ = _mmd_perm(k[np.ix_(idx, idx)], ri.size, n_perm, rng)
             out[str(lab)] = {"n_reference": int(ri.size), "n_current": int(ci.size),
                              "mmd2": stat, "p_value": p, "status": "ok"}
         return out

@@ -11,7 +11,8 @@ sample size:
   and the asymptotic KS formula (which is only right without ties) is never
   applied to tied data;
 * tests of one signal are combined by Bonferroni on their minimum p-value;
-* signals are combined by Holm's step-down procedure.
+* signals are combined by Holm's step-down procedure, optionally weighted
+  (:func:`weighted_holm`, prespecified weights; exact under any dependence).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "mean_diff_test",
     "perm_pvalue",
     "tie_groups",
+    "weighted_holm",
 ]
 
 
@@ -69,6 +71,32 @@ def holm(p_values: Sequence[float], alpha: float) -> HolmResult:
         return HolmResult((), ())
     order = np.argsort(p, kind="stable")
     adj_sorted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = adj_sorted
+    rejected = adjusted <= alpha
+    return HolmResult(tuple(float(a) for a in adjusted), tuple(bool(r) for r in rejected))
+
+
+def weighted_holm(p_values: Sequence[float], weights: Sequence[float], alpha: float) -> HolmResult:
+    """Weighted Holm step-down (Holm 1979): FWER ≤ ``alpha`` under any dependence.
+
+    At each step the hypothesis with the smallest ``p / w`` among those left is rejected when
+    ``p / w <= alpha / (sum of the weights left)``. Adjusted p-values are
+    ``max over earlier steps of min(1, p_j * W_j / w_j)`` (``W_j``: weight left at step j),
+    so ``adjusted <= alpha`` is exactly the rejection. Equal weights give :func:`holm`.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if p.shape != w.shape:
+        raise ValueError("weighted_holm: one weight per p-value")
+    m = p.size
+    if m == 0:
+        return HolmResult((), ())
+    if not (w > 0).all():
+        raise ValueError("weighted_holm: weights must be positive")
+    order = np.argsort(p / w, kind="stable")
+    left = np.cumsum(w[order][::-1])[::-1]  # weight still in play at each step
+    adj_sorted = np.maximum.accumulate(np.minimum(1.0, p[order] * left / w[order]))
     adjusted = np.empty(m)
     adjusted[order] = adj_sorted
     rejected = adjusted <= alpha

@@ -1,4 +1,4 @@
-"""DriftSuite: run the chosen signals on a window and give one Holm-corrected verdict.
+"""DriftSuite: run the chosen signals on a window and give one corrected verdict.
 
     suite = DriftSuite(["embedding", "confidence"], alpha=0.01).fit(reference_frame)
     report = suite.compute(current_frame)
@@ -7,11 +7,16 @@
 Per-signal configuration goes in ``options``: ``{"embedding": {"method":
 "domain_classifier", "threshold": 0.001, "max_rows": 1000}}``; every other
 key is passed to the signal's calculator. A signal's own ``drifted`` uses its
-own threshold (default: the suite's ``alpha``); the overall verdict applies
-Holm's step-down correction at ``alpha`` to every signal that produced a
-p-value, so the family-wise false-alarm rate stays at ``alpha`` however many
-signals run. Estimates without a p-value (CBPE) are reported as
-informational and never decide the verdict.
+own threshold (default: the suite's ``alpha``): that is the **raw** flag. The
+overall verdict applies *weighted* Holm at ``alpha`` to every signal that
+produced a p-value, with the prespecified :data:`DEFAULT_WEIGHTS` (the two
+omnibus tests, embedding MMD and BBSD, weigh 3; each targeted test 1; see
+docs/detection.md), so the family-wise false-alarm rate stays at ``alpha``
+however many signals run and whatever their dependence. A signal rejected by
+that procedure is **corrected**-drifted; the verdict is drifted exactly when
+some signal is. ``weights`` overrides the weights (``{"confidence": 2}``);
+equal weights give plain Holm. Estimates without a p-value (CBPE) are reported
+as informational and never decide the verdict.
 
 A capped embedding method (MMD and the others test at most ``max_rows`` per
 side) is replaced, on a window with more embedded rows than ``max_rows``, by
@@ -25,19 +30,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from monitor.drift.base import DriftCalculator, DriftResult
 from monitor.drift.frame import DriftFrame
-from monitor.drift.stats import holm
+from monitor.drift.stats import weighted_holm
 from monitor.errors import CalculatorError, ConfigError
 
-__all__ = ["DEFAULT_SIGNALS", "METHODS", "DriftReport", "DriftSuite", "make_calculator"]
+if TYPE_CHECKING:
+    from monitor.drift.diagnosis import Diagnosis
+
+__all__ = ["DEFAULT_SIGNALS", "DEFAULT_WEIGHTS", "METHODS", "DriftReport", "DriftSuite",
+           "make_calculator"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNALS: tuple[str, ...] = ("embedding", "class_distribution", "confidence", "tokenizer",
-                                    "performance")
+DEFAULT_SIGNALS: tuple[str, ...] = ("embedding", "bbsd", "class_distribution", "confidence",
+                                    "unknown_input", "tokenizer", "performance")
+
+#: Prespecified weighted-Holm weights (fixed before any benchmark; docs/detection.md):
+#: the omnibus tests of inputs and outputs weigh 3, each targeted test 1.
+DEFAULT_WEIGHTS: dict[str, float] = {"embedding": 3.0, "bbsd": 3.0, "class_distribution": 1.0,
+                                     "confidence": 1.0, "unknown_input": 1.0, "tokenizer": 1.0,
+                                     "performance": 1.0}
 
 #: signal -> method -> "module:Class" (imported on use).
 METHODS: dict[str, dict[str, str]] = {
@@ -45,8 +60,10 @@ METHODS: dict[str, dict[str, str]] = {
                   "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
                   "centroid": "monitor.drift.embedding:CentroidDrift",
                   "rff_hotelling": "monitor.drift.rff:RFFHotellingDrift"},
+    "bbsd": {"ks_bonferroni": "monitor.drift.bbsd:BBSDDrift"},
     "class_distribution": {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
     "confidence": {"ks": "monitor.drift.confidence:ConfidenceDrift"},
+    "unknown_input": {"entropy_distance": "monitor.drift.unknown:UnknownInputDrift"},
     "tokenizer": {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
     "performance": {"realized": "monitor.drift.performance:PerformanceDrift"},
 }
@@ -97,20 +114,25 @@ def _accepted_kwargs(cls: type, inspect: Any) -> set[str]:
 
 
 def _with_resolution(signal: str, options: Mapping[str, Any] | None, alpha: float,
-                     n_signals: int) -> dict[str, Any]:
-    """Give the MMD enough permutations that its smallest p-value, 1/(P+1), can pass Holm's
-    first step (alpha / number of signals), unless the caller chose a count."""
+                     share: float) -> dict[str, Any]:
+    """Give a permutation test enough permutations that its smallest p-value, 1/(P+1), is at
+    most half its first weighted-Holm threshold (``share * alpha``, ``share`` = its weight over
+    the total), unless the caller chose a count."""
     import math
 
     opts = dict(options or {})
-    if signal == "embedding" and opts.get("method", "mmd") == "mmd" and "n_permutations" not in opts:
-        opts["n_permutations"] = max(500, math.ceil(n_signals / alpha))
+    needed = math.ceil(2.0 / (share * alpha))
+    if "n_permutations" not in opts:
+        if signal == "embedding" and opts.get("method", "mmd") == "mmd":
+            opts["n_permutations"] = max(500, needed)
+        elif signal in ("confidence", "tokenizer", "bbsd"):
+            opts["n_permutations"] = max(1000, needed)
     return opts
 
 
 @dataclass(frozen=True, slots=True)
 class DriftReport:
-    """All signals of one window and the overall (Holm) verdict."""
+    """All signals of one window, the overall (weighted Holm) verdict and its diagnosis."""
 
     n_reference: int
     n_current: int
@@ -123,11 +145,30 @@ class DriftReport:
         """The result of signal ``name``, if it ran."""
         return next((s for s in self.signals if s.signal == name), None)
 
+    def corrected(self, name: str) -> bool | None:
+        """Whether signal ``name`` was rejected by the verdict's correction (None: not tested)."""
+        for t in self.verdict.get("tests", []):
+            if t["signal"] == name:
+                return bool(t["rejected"])
+        return None
+
+    def diagnosis(self) -> Diagnosis:
+        """What kind of shift this window shows, with its evidence (monitor.drift.diagnosis)."""
+        from monitor.drift.diagnosis import diagnose
+
+        return diagnose(self)
+
     def to_dict(self) -> dict[str, Any]:
-        """The DESIGN §5 JSON object, plus ``verdict`` with the Holm details."""
+        """The DESIGN §5 JSON object, plus ``verdict`` with the correction's details, each
+        signal's ``corrected`` flag next to its raw ``drifted``, and ``diagnosis`` (§10)."""
+        signals = []
+        for s in self.signals:
+            d = s.to_dict()
+            d["corrected"] = self.corrected(s.signal)
+            signals.append(d)
         return {"n_reference": self.n_reference, "n_current": self.n_current,
-                "drifted": self.drifted, "signals": [s.to_dict() for s in self.signals],
-                "verdict": dict(self.verdict)}
+                "drifted": self.drifted, "signals": signals,
+                "verdict": dict(self.verdict), "diagnosis": self.diagnosis().to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
@@ -145,12 +186,21 @@ class DriftReport:
                    alpha=float(verdict.get("alpha", 0.01)), verdict=verdict)
 
 
-def holm_verdict(results: Sequence[DriftResult], alpha: float) -> tuple[bool, dict[str, Any]]:
-    """Overall drift decision: Holm at ``alpha`` over the results that carry a p-value."""
+def holm_verdict(results: Sequence[DriftResult], alpha: float,
+                 weights: Mapping[str, float] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Overall drift decision: weighted Holm at ``alpha`` over the results that carry a p-value.
+
+    ``weights`` maps signal names to positive weights (default :data:`DEFAULT_WEIGHTS`; a
+    signal not named weighs 1).
+    """
+    table = DEFAULT_WEIGHTS if weights is None else weights
     tested = [r for r in results if r.status == "ok" and r.p_value is not None]
-    h = holm([float(r.p_value) for r in tested if r.p_value is not None], alpha)
-    tests = [{"signal": r.signal, "p_value": r.p_value, "adjusted_p_value": adj, "rejected": rej}
-             for r, adj, rej in zip(tested, h.adjusted, h.rejected, strict=True)]
+    w = [float(table.get(r.signal, 1.0)) for r in tested]
+    h = weighted_holm([float(r.p_value) for r in tested if r.p_value is not None], w, alpha)
+    total = sum(w)
+    tests = [{"signal": r.signal, "p_value": r.p_value, "weight": wi,
+              "first_step_threshold": alpha * wi / total, "adjusted_p_value": adj, "rejected": rej}
+             for r, wi, adj, rej in zip(tested, w, h.adjusted, h.rejected, strict=True)]
     statuses = {r.signal: r.status for r in results}
     if tested:
         status = "ok"
@@ -159,7 +209,7 @@ def holm_verdict(results: Sequence[DriftResult], alpha: float) -> tuple[bool, di
     else:
         status = "insufficient_data"
     verdict = {
-        "method": "holm", "alpha": alpha, "status": status, "tests": tests,
+        "method": "weighted_holm", "alpha": alpha, "status": status, "tests": tests,
         "drifted_signals": [t["signal"] for t in tests if t["rejected"]],
         "informational": [r.signal for r in results
                           if r.status == "ok" and r.p_value is None and r.drifted],
@@ -182,6 +232,7 @@ class DriftSuite:
         alpha: float = 0.01,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         seed: int = 0,
+        weights: Mapping[str, float] | None = None,
     ) -> None:
         if not 0 < alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
@@ -197,6 +248,15 @@ class DriftSuite:
         for key in opts:
             if key not in names:
                 raise ConfigError(f"options given for signal '{key}', which is not selected")
+        table = dict(DEFAULT_WEIGHTS)
+        for key, value in (weights or {}).items():
+            if key not in names:
+                raise ConfigError(f"weight given for signal '{key}', which is not selected")
+            if not float(value) > 0:
+                raise ConfigError(f"weight of signal '{key}' must be positive, got {value}")
+            table[key] = float(value)
+        self.weights = {name: table.get(name, 1.0) for name in names}
+        total = sum(self.weights.values())
         self.signals = tuple(names)
         self.alpha = alpha
         self.seed = seed
@@ -204,10 +264,10 @@ class DriftSuite:
         all_rows = bool(emb_opts.pop("all_rows_past_max", True))
         if "embedding" in opts:
             opts["embedding"] = emb_opts
-        self._calculators = {name: make_calculator(name, alpha=alpha, seed=seed,
-                                                   options=_with_resolution(name, opts.get(name), alpha,
-                                                                            len(names)))
-                             for name in names}
+        self._calculators = {name: make_calculator(
+            name, alpha=alpha, seed=seed,
+            options=_with_resolution(name, opts.get(name), alpha, self.weights[name] / total))
+            for name in names}
         self._all_rows = self._all_rows_companion(emb_opts) if all_rows else None
         self._fit_errors: dict[str, str] = {}
         self._all_rows_error = True
@@ -269,6 +329,6 @@ class DriftSuite:
                 results.append(replace(res, details=details))
                 continue
             results.append(calc.compute(current))
-        drifted, verdict = holm_verdict(results, self.alpha)
+        drifted, verdict = holm_verdict(results, self.alpha, self.weights)
         return DriftReport(n_reference=self._n_reference, n_current=current.n, drifted=drifted,
                            signals=tuple(results), alpha=self.alpha, verdict=verdict)

@@ -11,8 +11,18 @@ Sub-tests (each run when its columns are present on enough rows):
   asymptotic formula;
 * ``chars_per_token`` — KS on ``n_chars / n_tokens`` (other scripts and
   languages tokenise into more, shorter pieces);
-* ``replacement_char`` / ``non_ascii`` — rows containing U+FFFD / any
-  non-ASCII character, Fisher's exact test (needs ``text``).
+* ``length_cap`` — a pile-up of rows at one exact character length (an
+  upstream truncation to N characters): the most common ``n_chars`` of the
+  *pooled* windows is chosen and the current share at that length is compared
+  with the reference's (Fisher's exact test). The value is a function of the
+  pooled rows only, and Fisher's test conditions on the pooled count, so under
+  no shift the p-value stays exact;
+* ``replacement_char`` / ``non_ascii`` / ``markup`` — rows containing U+FFFD /
+  any non-ASCII character / an HTML tag or entity, Fisher's exact test (needs
+  ``text``).
+
+:data:`FORMAT_TESTS` names the sub-tests that point at an input-format or
+upstream change rather than at new content (used by the diagnosis).
 
 The signal's p-value is Bonferroni over the sub-tests that ran (valid under
 any dependence); every sub-result is in details.
@@ -20,6 +30,7 @@ any dependence); every sub-result is in details.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +40,12 @@ from monitor.drift.base import DriftCalculator, DriftResult
 from monitor.drift.frame import DriftFrame
 from monitor.drift.stats import bonferroni_min, fisher_two_sided, ks_test, mean_diff_test
 
-__all__ = ["TokenizerDrift"]
+__all__ = ["FORMAT_TESTS", "TokenizerDrift"]
+
+#: Sub-tests whose change points at preprocessing / encoding, not at new content.
+FORMAT_TESTS = ("unk_rate", "truncation_rate", "chars_per_token", "length_cap", "replacement_char",
+                "non_ascii", "markup")
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>|&(?:[a-zA-Z]{2,8}|#\d{2,5});")
 
 _COLUMNS = ("n_tokens", "n_unk", "truncated", "n_chars", "text")
 
@@ -68,6 +84,10 @@ def _has_replacement(t: str) -> bool:
 
 def _has_non_ascii(t: str) -> bool:
     return not t.isascii()
+
+
+def _has_markup(t: str) -> bool:
+    return _MARKUP.search(t) is not None
 
 
 class TokenizerDrift(DriftCalculator):
@@ -121,7 +141,18 @@ class TokenizerDrift(DriftCalculator):
                 stat, p, test = ks_test(a, b, rng=rng, n_permutations=self.n_permutations)
                 sub[name] = {"test": test, "statistic": stat, "p_value": p,
                              "reference_mean": float(a.mean()), "current_mean": float(b.mean())}
-        for name, flag in (("replacement_char", _has_replacement), ("non_ascii", _has_non_ascii)):
+        a, b = _valid(ref.n_chars), _valid(cur.n_chars)
+        if enough(a, b):
+            assert a is not None and b is not None
+            values, counts = np.unique(np.concatenate([a, b]), return_counts=True)
+            cap = float(values[np.argmax(counts)])
+            ka, kb = int((a == cap).sum()), int((b == cap).sum())
+            sub["length_cap"] = {"test": "fisher_exact", "length": cap,
+                                 "statistic": kb / b.size - ka / a.size,
+                                 "p_value": fisher_two_sided(ka, a.size, kb, b.size),
+                                 "reference": ka / a.size, "current": kb / b.size}
+        for name, flag in (("replacement_char", _has_replacement), ("non_ascii", _has_non_ascii),
+                           ("markup", _has_markup)):
             a, b = _text_flags(ref, flag), _text_flags(cur, flag)
             if enough(a, b):
                 assert a is not None and b is not None

@@ -74,9 +74,11 @@ def real_frames(minilm_encoder: Any, minilm_embeddings: Any) -> Callable[[str], 
 
 
 def synthetic_frame(n: int, rng: np.random.Generator, *, d: int = 16, shift: float = 0.0,
-                    prior: tuple[float, ...] = (0.6, 0.3, 0.07, 0.03)) -> DriftFrame:
+                    prior: tuple[float, ...] = (0.6, 0.3, 0.07, 0.03),
+                    with_probs: bool = False) -> DriftFrame:
     """Seeded synthetic records with the awkward parts of real traffic: rare classes, tied
-    (rounded) confidences, integer token counts, rare UNKs and truncation."""
+    (rounded) confidences, integer token counts, rare UNKs and truncation; ``with_probs`` adds
+    a probability vector (the confidence on the predicted class, the rest spread unevenly)."""
     classes = np.array(["a", "b", "c", "d"], dtype=object)[: len(prior)]
     pred = rng.choice(classes, size=n, p=np.asarray(prior) / sum(prior))
     emb = rng.normal(size=(n, d)).astype(np.float32) + 1.0  # a shared mean direction, as in real
@@ -84,7 +86,16 @@ def synthetic_frame(n: int, rng: np.random.Generator, *, d: int = 16, shift: flo
     conf = np.round(rng.beta(6, 1.5, size=n), 2)
     n_tok = rng.poisson(18, size=n) + 2
     labels = np.where(rng.random(n) < conf, pred, "a").astype(object)
-    return DriftFrame(predicted_label=pred, confidence=conf, embedding=emb,
+    probs = None
+    if with_probs:
+        k = len(prior)
+        rest = rng.dirichlet(np.ones(k - 1), size=n) * (1 - conf)[:, None]
+        probs = np.empty((n, k), dtype=np.float32)
+        idx = np.searchsorted(classes, pred)
+        for i in range(n):
+            probs[i, idx[i]] = conf[i]
+            probs[i, np.arange(k) != idx[i]] = rest[i]
+    return DriftFrame(predicted_label=pred, confidence=conf, embedding=emb, probs=probs,
                       n_tokens=n_tok.astype(np.float64),
                       n_unk=rng.binomial(n_tok, 0.005).astype(np.float64),
                       truncated=(n_tok > 26).astype(np.float64),

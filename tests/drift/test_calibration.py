@@ -18,9 +18,11 @@ RESAMPLES = 200
 #: Small permutation counts keep 200 resamples fast; (k+1)/(P+1) p-values stay valid.
 FAST = {"embedding": {"n_permutations": 200, "per_class_permutations": 0},
         "confidence": {"n_permutations": 300}, "tokenizer": {"n_permutations": 300},
-        "class_distribution": {"n_permutations": 500}, "performance": {"n_bootstrap": 10}}
-SIGNALS = ("embedding", "class_distribution", "confidence", "tokenizer", "performance")
-CONTINUOUS = ("embedding", "confidence")
+        "class_distribution": {"n_permutations": 500, "n_bootstrap": 10},
+        "performance": {"n_bootstrap": 10}, "bbsd": {"n_permutations": 300}}
+SIGNALS = ("embedding", "bbsd", "class_distribution", "confidence", "unknown_input", "tokenizer",
+           "performance")
+CONTINUOUS = ("embedding", "confidence", "bbsd", "unknown_input")
 # 3 binomial standard errors above the nominal level over RESAMPLES trials.
 VERDICT_MAX = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / RESAMPLES)
 
@@ -70,7 +72,7 @@ def test_no_shift_real_minilm_is_calibrated(real_frames: Callable[[str], DriftFr
 
 def test_no_shift_synthetic_is_calibrated() -> None:
     def draw(rng: np.random.Generator) -> tuple[DriftFrame, DriftFrame]:
-        return synthetic_frame(300, rng), synthetic_frame(120, rng)
+        return synthetic_frame(300, rng, with_probs=True), synthetic_frame(120, rng, with_probs=True)
 
     _check(*_rates(draw, seed=12))
 

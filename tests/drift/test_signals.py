@@ -153,7 +153,7 @@ def test_tokenizer_flags_unk_truncation_and_odd_characters() -> None:
     rng = np.random.default_rng(9)
     n = 200
     texts_ref = np.array(["plain ascii text"] * n, dtype=object)
-    texts_cur = np.array(["caf\u00e9 \ufffd"] * 60 + ["plain"] * (n - 60), dtype=object)
+    texts_cur = np.array(["caf\u00e9 \ufffd <br/>"] * 60 + ["plain"] * (n - 60), dtype=object)
     base = dict(predicted_label=np.array(["a"] * n, dtype=object), confidence=np.full(n, 0.9))
     ref = DriftFrame(**base, n_tokens=rng.poisson(10, n) + 2.0, n_unk=np.zeros(n),
                      truncated=np.zeros(n), n_chars=np.full(n, 40.0), text=texts_ref)
@@ -163,8 +163,23 @@ def test_tokenizer_flags_unk_truncation_and_odd_characters() -> None:
     assert res.drifted
     tests = res.details["tests"]
     assert set(tests) == {"unk_rate", "truncation_rate", "n_tokens", "chars_per_token",
-                          "replacement_char", "non_ascii"}
-    assert all(t["p_value"] < 0.01 for t in tests.values())
+                          "length_cap", "replacement_char", "non_ascii", "markup"}
+    assert all(t["p_value"] < 0.01 for k, t in tests.items() if k != "length_cap")
+    assert tests["length_cap"]["p_value"] == 1.0  # both windows sit at 40 characters
+
+
+def test_tokenizer_length_cap_flags_a_pile_up_at_one_length() -> None:
+    rng = np.random.default_rng(4)
+    n = 200
+    base = dict(predicted_label=np.array(["a"] * n, dtype=object), confidence=np.full(n, 0.9))
+    chars = rng.integers(10, 200, n).astype(np.float64)
+    ref = DriftFrame(**base, n_chars=chars, n_tokens=np.round(chars / 4) + 2)
+    capped = np.minimum(rng.integers(10, 200, n), 40).astype(np.float64)  # cut upstream at 40
+    cur = DriftFrame(**base, n_chars=capped, n_tokens=np.round(capped / 4) + 2)
+    tests = DriftSuite(["tokenizer"]).fit(ref).compute(cur).signals[0].details["tests"]
+    assert tests["length_cap"]["length"] == 40.0 and tests["length_cap"]["p_value"] < 1e-6
+    same = DriftSuite(["tokenizer"]).fit(ref).compute(ref).signals[0].details["tests"]
+    assert same["length_cap"]["p_value"] == 1.0
 
 
 def test_performance_realized_and_cbpe() -> None:

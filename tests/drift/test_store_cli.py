@@ -65,7 +65,7 @@ def test_check_window_saves_run_and_results(store: Store) -> None:
     assert report.drifted and report.n_current == 150 and report.n_reference == 300
     runs = store.execute("drift_get_run", {"run_id": run_id})
     assert runs and runs[0][2] == "v1" and runs[0][3] == "base" and runs[0][8] is True
-    assert json.loads(runs[0][9])["verdict"]["method"] == "holm"
+    assert json.loads(runs[0][9])["verdict"]["method"] == "weighted_holm"
     rows = store.fetchall_sql("SELECT signal, status FROM drift_results WHERE run_id = $r ORDER BY 1",
                               {"r": run_id})
     assert rows == [("confidence", "ok"), ("embedding", "ok")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,8 +25,9 @@ NOW = datetime(2026, 3, 2, tzinfo=UTC)
 def window(i: int, *, emb: bool = False, conf: bool = False, classes: bool = False, n: int = 500,
            conf_delta: float | None = -0.1, model: str = "m", version: str = "v1",
            **metrics: float | None) -> Window:
-    def sig(drifted: bool, p: float) -> SignalObservation:
-        return SignalObservation(drifted=drifted, statistic=0.5 if drifted else 0.01, p_value=p)
+    def sig(drifted: bool, p: float) -> SignalObservation:  # raw and corrected flags agree here
+        return SignalObservation(drifted=drifted, statistic=0.5 if drifted else 0.01, p_value=p,
+                                 corrected=drifted)
 
     return Window(
         run_id=f"{model}-run{i}", model_name=model, model_version=version, n_current=n,
@@ -35,6 +37,7 @@ def window(i: int, *, emb: bool = False, conf: bool = False, classes: bool = Fal
                  "class_distribution": sig(classes, 0.001 if classes else 0.7)},
         metrics={"confidence_mean_delta": conf_delta, **metrics},
         window_end=NOW - timedelta(minutes=10 * (10 - i)),
+        diagnosis="covariate" if emb or conf or classes else "none",
     )
 
 
@@ -45,7 +48,8 @@ def fired(decisions: list, rule: str) -> list:
 def test_shipped_default_policy_loads() -> None:
     policy = load_policy(None)
     names = [r.name for r in policy.rules]
-    assert names == ["embedding-drift", "correlated-drift", "rollback-after-promotion"]
+    assert names == ["drift", "correlated-drift", "rollback-after-promotion"]
+    assert policy.rules[0].for_ == 2 and [a.kind for a in policy.rules[0].actions] == ["notify"]
     correlated = policy.rules[1]
     assert correlated.for_ == 2 and correlated.min_samples == 200 and correlated.severity == "critical"
     assert [a.kind for a in correlated.actions] == ["notify", "review", "retrain"]
@@ -57,7 +61,7 @@ def test_embedding_drift_alone_only_notifies() -> None:
     policy = load_policy(None)
     hist = History(windows=[window(1, emb=True), window(2, emb=True)])
     decisions = evaluate(policy, hist, now=NOW)
-    assert [d.rule for d in decisions] == ["embedding-drift"]
+    assert [d.rule for d in decisions] == ["drift"]
     assert [a.kind for a in decisions[0].actions] == ["notify"]
     assert decisions[0].run_id == "m-run2"
 
@@ -85,31 +89,33 @@ def test_min_samples_applies_to_every_window() -> None:
     policy = load_policy(None)
     hist = History(windows=[window(1, emb=True, conf=True, n=150), window(2, emb=True, conf=True)])
     assert fired(evaluate(policy, hist, now=NOW), "correlated-drift") == []
-    assert fired(evaluate(policy, History(windows=[window(2, emb=True, n=99)]), now=NOW),
-                 "embedding-drift") == []
+    assert fired(evaluate(policy, History(windows=[window(1, emb=True), window(2, emb=True, n=99)]),
+                          now=NOW), "drift") == []
 
 
 def test_cooldown_holds_back_a_second_firing_but_not_the_same_run() -> None:
     policy = load_policy(None)
-    hist = [window(1, emb=True)]
-    recent = PastDecision("embedding-drift", "m", "v1", "m-run0", NOW - timedelta(hours=1))
+    hist = [window(0, emb=True), window(1, emb=True)]
+    recent = PastDecision("drift", "m", "v1", "m-run0", NOW - timedelta(hours=1))
     (d,) = evaluate(policy, History(hist, fired=[recent]), now=NOW)
     assert d.outcome == "cooldown" and d.evidence["cooldown_run_id"] == "m-run0"
-    old = PastDecision("embedding-drift", "m", "v1", "m-run0", NOW - timedelta(hours=7))
+    old = PastDecision("drift", "m", "v1", "m-run0", NOW - timedelta(hours=7))
     assert evaluate(policy, History(hist, fired=[old]), now=NOW)[0].outcome == "fired"
-    same = PastDecision("embedding-drift", "m", "v1", "m-run1", NOW - timedelta(minutes=1))
+    same = PastDecision("drift", "m", "v1", "m-run1", NOW - timedelta(minutes=1))
     assert evaluate(policy, History(hist, fired=[same]), now=NOW)[0].outcome == "fired"
-    other_model = PastDecision("embedding-drift", "other", "v1", "x", NOW - timedelta(minutes=1))
+    other_model = PastDecision("drift", "other", "v1", "x", NOW - timedelta(minutes=1))
     assert evaluate(policy, History(hist, fired=[other_model]), now=NOW)[0].outcome == "fired"
 
 
 def test_cooldown_is_per_model_version() -> None:
     """A promoted v2 gets its own alerts: v1's recent firing does not hold back v2's."""
     policy = load_policy(None)
-    v1_fired = PastDecision("embedding-drift", "m", "v1", "m-run0", NOW - timedelta(minutes=5))
-    (d2,) = evaluate(policy, History([window(1, emb=True, version="v2")], fired=[v1_fired]), now=NOW)
+    v1_fired = PastDecision("drift", "m", "v1", "m-run0", NOW - timedelta(minutes=5))
+    v2 = [window(i, emb=True, version="v2") for i in (0, 1)]
+    (d2,) = evaluate(policy, History(v2, fired=[v1_fired]), now=NOW)
     assert d2.outcome == "fired" and d2.model_version == "v2"
-    (d1,) = evaluate(policy, History([window(1, emb=True, version="v1")], fired=[v1_fired]), now=NOW)
+    v1 = [window(i, emb=True, version="v1") for i in (0, 1)]
+    (d1,) = evaluate(policy, History(v1, fired=[v1_fired]), now=NOW)
     assert d1.outcome == "cooldown"
 
 
@@ -160,8 +166,34 @@ def test_each_model_is_judged_on_its_own_newest_window() -> None:
     policy = load_policy(None)
     hist = History([window(1, emb=True, model="a"), window(1, model="b"), window(2, model="a")])
     assert evaluate(policy, hist, now=NOW) == []
-    hist = History([window(1, model="a"), window(1, emb=True, model="b")])
-    assert [(d.model_name, d.rule) for d in evaluate(policy, hist, now=NOW)] == [("b", "embedding-drift")]
+    hist = History([window(1, model="a"), window(1, emb=True, model="b"), window(2, emb=True, model="b")])
+    assert [(d.model_name, d.rule) for d in evaluate(policy, hist, now=NOW)] == [("b", "drift")]
+
+
+def test_shipped_policy_uses_corrected_flags_and_one_window_never_alerts() -> None:
+    policy = load_policy(None)
+    one = evaluate(policy, History([window(1), window(2, emb=True, conf=True)]), now=NOW)
+    assert one == []
+    raw_only = replace(window(2, emb=True), signals={
+        "embedding": SignalObservation(True, 0.5, 0.004, corrected=False)})
+    assert evaluate(policy, History([replace(raw_only, run_id="m-run1"), raw_only]), now=NOW) == []
+
+
+def test_corrected_and_diagnosis_conditions() -> None:
+    policy = parse_policy("""
+rules:
+  - name: prior
+    when:
+      all:
+        - {signal: class_distribution, corrected: true}
+        - {diagnosis: [label_prior, covariate]}
+""")
+    w = window(1, classes=True)
+    (d,) = evaluate(policy, History([w]), now=NOW)
+    ev = d.evidence["windows"][0]["when"]["all"]
+    assert ev[0]["corrected"] is True and ev[1]["kind"] == "covariate"
+    assert evaluate(policy, History([replace(w, diagnosis="input_format")]), now=NOW) == []
+    assert evaluate(policy, History([replace(w, diagnosis=None)]), now=NOW) == []
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ def test_report_page_in_chromium(site: tuple[str, Path, list[str]], browser: Bro
         "[...document.querySelectorAll('svg.chart')].filter(s => s.getBoundingClientRect().width > 100"
         " && s.querySelectorAll('rect,circle,polyline').length > 3).length")
     assert charts >= 5
-    # Evidently's dashboard (React, JS bundle inlined) renders inside its srcdoc iframe;
+    # Evidently's dashboard (React, JS bundle shared under assets/) renders inside its srcdoc iframe;
     # its per-column distribution sparklines are <canvas> elements
     evidently = browser.wait_for(
         "(() => { const f = document.getElementById('evidently-frame');"

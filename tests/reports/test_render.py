@@ -65,14 +65,23 @@ def test_run_report_has_verdict_signals_sections_and_evidently(rendered: Any) ->
     assert 'id="verdict" class="verdict drifted"' in page
     for section in ("signals", "distributions", "embedding", "what-changed", "evidently"):
         assert f'id="{section}"' in page
-    assert "Holm-adjusted p" in page
+    assert "adjusted p (weighted Holm)" in page and "raw flag" in page
+    assert re.search(r'data-diagnosis="(covariate|out_of_scope|label_prior|input_format)"', page)
+    assert "Evidently&#x27;s own view" in page or "Evidently's own view" in page
     # the new topic words of the shifted window are found, with counts
     changed = page[page.index('id="what-changed"'):]
     assert re.search(r"<b>(refund|crypto|wallet|scam|blockchain|zxqvortex)</b>", changed)
     assert 'class="evidently"' in page and "drawDashboard" in html.unescape(page)
+    # Evidently's 3.6 MB bundle is one shared file under assets/, linked relatively
+    assert len(page) < 1_000_000
+    shared = sorted((out / "assets").glob("evidently-*.js"))
+    assert len(shared) == 1 and f'src=&quot;../assets/{shared[0].name}&quot;' in page
+    assert "drawDashboard" in shared[0].read_text()
     assert page.count('<svg class="chart"') >= 5
     calm = run_file(out, runs[-1]["run_id"]).read_text()
-    assert 'class="verdict ok"' in calm
+    assert 'class="verdict ok"' in calm and 'data-diagnosis="none"' in calm
+    verdict = calm[calm.index('id="verdict"'):calm.index('id="signals"')]
+    assert "Drifted after correction" not in verdict  # one verdict, in consistent words
 
 
 def test_pages_reference_nothing_on_the_network(rendered: Any) -> None:

@@ -61,3 +61,20 @@ def test_unknown_words_with_a_tokenizer_check_and_the_new_word_fallback() -> Non
     found, method = unknown_words(ref, cur)
     assert method == "new-word"
     assert [u.word for u in found] == ["blorp", "zxq"]  # "great" is new but seen only once
+
+
+def test_emoji_and_symbols_are_words_of_their_own() -> None:
+    assert words("great 😀😀 phone™, ok!") == ["great", "😀", "😀", "phone", "™", "ok"]
+    ref = count_words(["good phone"] * 10)
+    cur = count_words(["good phone 😀", "😀 nice"])
+    found, _ = unknown_words(ref, cur, is_unknown=lambda ws: [w == "😀" for w in ws])
+    assert [(u.word, u.current_count) for u in found] == [("😀", 2)]
+
+
+def test_ranked_words_mark_significance_after_correction() -> None:
+    base = "the phone battery is good and the screen is bright"
+    ref = count_words([base] * 200)
+    strong = over_represented(ref, count_words([base] * 150 + [base + " refund"] * 50), min_z=0.0)
+    assert strong[0].token == "refund" and strong[0].significant
+    weak = over_represented(ref, count_words([base] * 197 + [base + " refund"] * 3), min_z=0.0)
+    assert weak and weak[0].token == "refund" and not weak[0].significant
