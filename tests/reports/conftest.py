@@ -25,7 +25,7 @@ def build_store(path: Path, *, text: bool = True, n_ref: int = 400, n_cur: int =
     store.fetchall_sql(
         "INSERT INTO model_versions (model_name, version, status, artifact_dir, activated_at) "
         "VALUES ($m, 'v1', 'active', $a, $t)",
-        {"m": MODEL, "a": None if artifact_dir is None else str(artifact_dir),
+        {"m": MODEL, "a": str(Path(path).parent / "no-artifacts" if artifact_dir is None else artifact_dir),
          "t": T0 - timedelta(minutes=30)})
     run_ids = []
     for i, shift in enumerate(shifts):
