@@ -9,6 +9,7 @@ renders at build time. Run by ``make docs`` before ``mkdocs build``; no network.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -47,7 +48,10 @@ def http_page() -> str:
     from monitor.server import create_app
     from monitor.settings import Settings
 
-    schema: dict[str, Any] = create_app(Settings(db_path=":memory:", auth="off"), start_scheduler=False).openapi()
+    logging.getLogger("monitor.server").setLevel(logging.ERROR)  # "auth is off": true, and only here
+
+    app = create_app(Settings(db_path=":memory:", auth="off"), start_scheduler=False)
+    schema: dict[str, Any] = app.openapi()
     lines = ["# HTTP reference", "",
              "Generated from the sidecar's OpenAPI schema (`docs/gen_reference.py`). Every route but "
              "`/healthz` needs the bearer token when one is set.", "",
