@@ -88,11 +88,9 @@ def _current_window(store: Store, run: Mapping[str, Any]) -> pa.Table:
 
 
 def _reference(store: Store, run: Mapping[str, Any], like: pa.Table) -> tuple[pa.Table, str]:
+    from monitor.drift import references
+
     name = run.get("reference_name")
-    try:
-        from monitor.drift import references
-    except ImportError:
-        return like.slice(0, 0), "reference loading is not available"
     if not name:
         name = references.reference_for(store, str(run["model_name"]), str(run["model_version"]))
     if not name:
@@ -105,10 +103,7 @@ def _reference(store: Store, run: Mapping[str, Any], like: pa.Table) -> tuple[pa
 
 
 def _shift_fn() -> ShiftFn | None:
-    try:
-        from monitor.drift.shift import shift_scores
-    except ImportError:
-        return None
+    from monitor.drift.shift import shift_scores
 
     def score(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
         return np.asarray(shift_scores(ref, cur, seed=0))

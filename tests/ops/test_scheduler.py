@@ -220,7 +220,6 @@ def test_dry_run_records_decisions_and_performs_nothing(store: Store, tmp_path: 
 
 
 def test_health_metrics_feed_policy_conditions(store: Store, tmp_path: Path) -> None:
-    pytest.importorskip("monitor.opshealth")
     seed_reference(store)
     store.insert_predictions(make_records(300, seed=2, start=T0))  # latency ~ Gamma(4, 5) ms
     policy = parse_policy("rules:\n  - name: slow\n    when: {all: [{metric: latency_p99_ms, gt: 5}]}\n"
@@ -254,7 +253,6 @@ def test_models_without_a_reference_are_skipped_not_failed(store: Store, tmp_pat
 
 
 def test_window_end_to_end_with_real_reports(store: Store, tmp_path: Path) -> None:
-    pytest.importorskip("reports.render")
     seed_reference(store)
     store.insert_predictions(make_records(300, seed=2, start=T0, **SHIFTED))
     sched = Scheduler(settings_for(tmp_path), store, clock=lambda: T0,
@@ -276,7 +274,6 @@ def test_alert_timestamps_are_the_clock(store: Store, tmp_path: Path, receiver: 
 
 
 def test_sidecar_lifespan_starts_and_stops_the_real_scheduler(tmp_path: Path) -> None:
-    pytest.importorskip("monitor.server")
     from fastapi.testclient import TestClient
 
     from monitor.server import create_app

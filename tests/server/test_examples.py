@@ -38,7 +38,6 @@ def _load_example(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Modul
 def test_example_app_logs_to_the_sidecar_and_reloads_on_promotion(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("collectors.collector")
     store = Store(tmp_path / "sidecar.duckdb")
     models = tmp_path / "models"
     registry = Registry(store, models)

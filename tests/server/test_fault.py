@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from monitor.queries import load_migrations
 from monitor.store import Store
@@ -91,7 +90,8 @@ def test_sigkill_during_ingest_loses_no_accepted_record(tmp_path: Path) -> None:
 
 
 def test_collector_spool_delivers_what_the_killed_sidecar_never_acknowledged(tmp_path: Path) -> None:
-    sinks = pytest.importorskip("collectors.sinks")
+    from collectors import sinks
+
     db = tmp_path / "spool.duckdb"
     port = free_port()
     sink = sinks.HttpSink(f"http://127.0.0.1:{port}", TOKEN, spool_dir=tmp_path / "collector-spool",

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
 from monitor.demo.receiver import WebhookReceiver
 from monitor.server import create_app
@@ -78,7 +77,6 @@ def _records(n: int, *, seed: int, shift: float, prefix: str) -> list[dict[str, 
 
 
 def test_sidecar_with_scheduler_alerts_a_real_webhook(tmp_path: Path) -> None:
-    pytest.importorskip("monitor.scheduler")
     from collectors.schema import records_to_table
     from monitor.drift.references import create_reference
 
