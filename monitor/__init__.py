@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "DriftReport": "monitor.drift.suite",
     "DriftSuite": "monitor.drift.suite",
     "Policy": "monitor.policy",
-    "load_policy": "monitor.policy",
+    "load_policy": "monitor.actions",  # the policy loader that also checks action parameters
     "evaluate": "monitor.policy",
     "Registry": "monitor.registry",
     "ModelVersion": "monitor.registry",
@@ -51,10 +51,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from monitor.actions import load_policy
     from monitor.drift.base import DriftResult
     from monitor.drift.suite import DriftReport, DriftSuite
     from monitor.errors import ShiftwatchError
-    from monitor.policy import Policy, evaluate, load_policy
+    from monitor.policy import Policy, evaluate
     from monitor.registry import ModelVersion, Registry
     from monitor.scheduler import Scheduler
     from monitor.server import create_app

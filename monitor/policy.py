@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -396,17 +396,27 @@ def default_policy_path() -> Path:
     return Path(__file__).resolve().parent / "policies" / "default.yaml"
 
 
-def load_policy(path: Path | str | None = None) -> Policy:
-    """Read and validate a policy file; ``None`` reads the shipped default."""
+#: checks one action's merged parameters: ``check(kind, params)`` raises pydantic's
+#: ``ValidationError`` when they are bad (:func:`monitor.actions.check_action_params`).
+ParamsCheck = Callable[[str, Mapping[str, Any]], None]
+
+
+def load_policy(path: Path | str | None = None, *, check_params: ParamsCheck | None = None) -> Policy:
+    """Read and validate a policy file; ``None`` reads the shipped default.
+
+    ``check_params`` also validates each action's parameters at load time (errors name the
+    line). The policy layer knows no action, so the caller passes the check in:
+    :func:`monitor.actions.load_policy` (what ``monitor.load_policy`` is) does.
+    """
     p = Path(path) if path is not None else default_policy_path()
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{p}: cannot read policy: {exc}") from exc
-    return parse_policy(text, origin=str(p))
+    return parse_policy(text, origin=str(p), check_params=check_params)
 
 
-def parse_policy(text: str, *, origin: str = "<policy>") -> Policy:
+def parse_policy(text: str, *, origin: str = "<policy>", check_params: ParamsCheck | None = None) -> Policy:
     """Validate policy YAML text; errors name ``origin``, the line and the field."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -433,18 +443,17 @@ def parse_policy(text: str, *, origin: str = "<policy>") -> Policy:
             msgs.append(f"{where}: {_dotted(node, loc) or '(top level)'}: {err['msg']}")
         more = f" (and {len(msgs) - 1} more: {'; '.join(msgs[1:4])})" if len(msgs) > 1 else ""
         raise PolicyError(msgs[0] + more) from exc
-    _check_action_params(policy, node, origin)
+    if check_params is not None:
+        _check_action_params(policy, node, origin, check_params)
     return policy
 
 
-def _check_action_params(policy: Policy, node: yaml.Node | None, origin: str) -> None:
-    """Validate each action's merged parameters with the action's own model."""
-    from monitor.actions import action_class
-
+def _check_action_params(policy: Policy, node: yaml.Node | None, origin: str, check: ParamsCheck) -> None:
+    """Validate each action's merged parameters with ``check`` (the action's own model)."""
     for i, rule in enumerate(policy.rules):
         for j, spec in enumerate(rule.actions):
             try:
-                action_class(spec.kind).Params.model_validate(policy.action_params(spec))
+                check(spec.kind, policy.action_params(spec))
             except ValidationError as exc:
                 err = exc.errors()[0]
                 loc = ("rules", i, "actions", j)

@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from monitor.actions import load_policy
 from monitor.actions.runner import ActionRecord, decision_notifications, record_decision, run_decision_actions
 from monitor.errors import PolicyError
 from monitor.jobs import FunctionJob, JobRun
@@ -59,8 +60,8 @@ from monitor.policy import (
     SignalObservation,
     Window,
     evaluate,
-    load_policy,
 )
+from monitor.services import LocalModelServices
 from monitor.settings import Settings
 from monitor.store import Store
 from monitor.windowcheck import EnrichingWindow, WindowCheck
@@ -221,6 +222,7 @@ class Scheduler:
         self.settings = settings
         self.store = store
         self.policy = policy if policy is not None else load_policy(settings.policy_file)
+        self.services = LocalModelServices(store, settings)  # what retrain / rollback actions call
         self.signals = tuple(signals) if signals else None
         self.max_windows = max(1, max_windows_per_check)
         self.reports_interval_s = reports_interval_s or max(settings.drift_interval_s, 60.0)
@@ -479,7 +481,7 @@ class Scheduler:
             log.info("policy: rule %s %s for %s (run %s)", d.rule, d.outcome, d.model_name, run_id)
             records.extend(run_decision_actions(self.store, self.settings, self.policy, d,
                                                 dry_run=self.settings.dry_run, now=now, window=window,
-                                                reference=reference))
+                                                reference=reference, services=self.services))
         return decisions, records
 
     # -- notifications ---------------------------------------------------------------------

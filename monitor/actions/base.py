@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from monitor.settings import Settings
     from monitor.store import Store
 
-__all__ = ["Action", "ActionContext", "ActionOutcome", "ActionParams", "OutcomeStatus"]
+__all__ = ["Action", "ActionContext", "ActionOutcome", "ActionParams", "ModelServices", "OutcomeStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,24 @@ class ActionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ModelServices(Protocol):
+    """The model services the ``retrain`` and ``rollback`` actions call.
+
+    Actions sit below the services (registry, retrain) in the layers, so they do not import
+    them: whoever runs the actions passes an implementation in
+    (:class:`monitor.services.LocalModelServices` in the scheduler). Each returns the JSON-ready
+    detail the action records.
+    """
+
+    def retrain(self, model_name: str, *, reason: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Start (in the sidecar: in the background) or run a retrain of ``model_name``."""
+        ...
+
+    def rollback(self, model_name: str, *, to: str | None, reason: str) -> dict[str, Any]:
+        """Make the previous (or ``to``) version of ``model_name`` active again."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     """Everything an action may use.
@@ -48,6 +66,8 @@ class ActionContext:
     run_id, summary, evidence, created_at). ``window`` / ``reference`` load the drift run's
     current window and reference records on demand (``None`` when unknown). ``occurrence`` is
     n for the n-th action of the same kind in one decision (it keeps their outbox rows apart).
+    ``services`` are the registry and retrain operations (``None``: retrain and rollback fail
+    with an error saying so).
     """
 
     store: Store
@@ -57,6 +77,14 @@ class ActionContext:
     window: Callable[[], pa.Table] | None = None
     reference: Callable[[], pa.Table] | None = None
     occurrence: int = 1
+    services: ModelServices | None = None
+
+    def model_services(self) -> ModelServices:
+        """The services, or :class:`ActionError` when this context has none."""
+        if self.services is None:
+            raise ActionError("no model services in this context (retrain and rollback need the "
+                              "registry: run actions through the scheduler)")
+        return self.services
 
 
 @dataclass(frozen=True, slots=True)

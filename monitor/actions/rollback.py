@@ -1,4 +1,4 @@
-"""``rollback``: make the previously active model version active again (:mod:`monitor.registry`)."""
+"""``rollback``: make the previously active model version active again (through the registry service)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class RollbackParams(ActionParams):
 
 
 class RollbackAction(Action):
-    """Call ``Registry(store, settings.registry_dir).rollback(model_name, reason=...)``."""
+    """Roll the alert's model back through the context's :class:`ModelServices`."""
 
     kind: ClassVar[str] = "rollback"
     Params = RollbackParams
@@ -27,11 +27,7 @@ class RollbackAction(Action):
         return f"roll {context.alert.get('model_name')} back to {target}"
 
     def _run(self, context: ActionContext) -> ActionOutcome:
-        from monitor.registry import Registry
-
         a = context.alert
         reason = f"policy rule {a.get('rule')} on drift run {a.get('run_id')} (alert {a.get('alert_id')})"
-        mv = Registry(context.store, context.settings.registry_dir, settings=context.settings).rollback(
-            str(a["model_name"]), to=self.params.to, reason=reason)
-        return ActionOutcome("ok", detail={"from_version": a.get("model_version"),
-                                           "active_version": mv.version})
+        done = context.model_services().rollback(str(a["model_name"]), to=self.params.to, reason=reason)
+        return ActionOutcome("ok", detail={"from_version": a.get("model_version"), **done})

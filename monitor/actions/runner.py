@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.actions import build_action
-from monitor.actions.base import ActionContext, ActionOutcome
+from monitor.actions.base import ActionContext, ActionOutcome, ModelServices
 from monitor.errors import ActionError
 from monitor.outbox import Notification, enqueue
 from monitor.policy import Decision, Policy
@@ -137,13 +137,15 @@ def run_decision_actions(
     now: datetime,
     window: Callable[[], pa.Table] | None = None,
     reference: Callable[[], pa.Table] | None = None,
+    services: ModelServices | None = None,
 ) -> list[ActionRecord]:
-    """Run the actions of a fired decision once each (see module docstring)."""
+    """Run the actions of a fired decision once each (see module docstring); ``services`` are
+    what the retrain and rollback actions call."""
     if not decision.fired:
         return []
     alert = alert_payload(decision)
     base = ActionContext(store=store, settings=settings, alert=alert, now=now, window=window,
-                         reference=reference)
+                         reference=reference, services=services)
     seen: dict[str, int] = {}
     records: list[ActionRecord] = []
     for spec in decision.actions:

@@ -86,7 +86,7 @@ def review_import(
 @policy_app.command("validate")
 def policy_validate(file: Path = typer.Argument(..., help="Policy YAML file.")) -> None:
     """Check a policy file; errors name the line and the field."""
-    from monitor.policy import load_policy
+    from monitor.actions import load_policy
 
     policy = load_policy(file)
     typer.echo(f"ok: {file}: {len(policy.rules)} rule(s): " + ", ".join(r.name for r in policy.rules))

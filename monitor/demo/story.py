@@ -170,7 +170,8 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int,
     """
     import yaml
 
-    from monitor.policy import default_policy_path, load_policy
+    from monitor.actions import load_policy
+    from monitor.policy import default_policy_path
 
     shipped = default_policy_path()
     try:

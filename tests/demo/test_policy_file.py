@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from monitor.actions import load_policy
 from monitor.demo.story import write_demo_policy
-from monitor.policy import load_policy
 
 
 def test_demo_policy_keeps_the_shipped_rules(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,16 @@ def test_review_queues_most_shifted_rows(store: Store, tmp_path: Path) -> None:
 
 
 def test_retrain_and_rollback_report_closed_loop_errors_as_failed(store: Store, tmp_path: Path) -> None:
-    out = build_action("rollback").run(ctx(store, tmp_path), dry_run=False)
+    from monitor.services import LocalModelServices
+
+    base = ctx(store, tmp_path)
+    with_services = replace(base, services=LocalModelServices(store, base.settings))
+    out = build_action("rollback").run(with_services, dry_run=False)
     assert out.status == "failed" and "RegistryError" in out.detail["error"]
-    assert build_action("retrain").run(ctx(store, tmp_path), dry_run=True).status == "dry_run"
+    assert build_action("retrain").run(with_services, dry_run=True).status == "dry_run"
+    # without services (actions know no registry) the action fails and says why
+    bare = build_action("rollback").run(base, dry_run=False)
+    assert bare.status == "failed" and "no model services" in bare.detail["error"]
 
 
 def _decision(actions: list[str]) -> Decision:

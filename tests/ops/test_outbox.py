@@ -219,7 +219,10 @@ def test_a_policy_rollback_notifies_the_rollback(store: Store, tmp_path: Path, t
     d = Decision(decision_id="d1", rule="rb", model_name="sentiment", model_version="v2", run_id="r1",
                  severity="critical", outcome="fired", actions=(ActionSpec(kind="rollback"),),
                  evidence={}, decided_at=T0)
-    (rec,) = run_decision_actions(store, settings, load_policy(None), d, dry_run=False, now=T0)
+    from monitor.services import LocalModelServices
+
+    (rec,) = run_decision_actions(store, settings, load_policy(None), d, dry_run=False, now=T0,
+                                  services=LocalModelServices(store, settings))
     assert rec.status == "ok"
     deliver_due(store)
     (req,) = receiver.requests

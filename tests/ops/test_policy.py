@@ -235,12 +235,16 @@ def test_duplicate_rule_names_and_missing_file(tmp_path) -> None:  # type: ignor
 
 
 def test_action_parameters_are_validated_at_load_time() -> None:
+    from monitor import actions
+
     text = ("actions:\n  notify: {timeout_s: 2}\nrules:\n  - name: a\n"
             "    when: {all: [{signal: embedding, drifted: true}]}\n"
             "    actions:\n      - notify\n      - {notify: {format: teams}}\n")
     with pytest.raises(PolicyError) as info:
-        parse_policy(text, origin="p.yaml")
+        actions.parse_policy(text, origin="p.yaml")
     assert str(info.value).startswith("p.yaml:8: rules[0].actions[1] (notify) parameter 'format'")
+    # the pure policy layer checks the rules only; the action layer adds the parameters' check
+    assert parse_policy(text, origin="p.yaml").rules[0].name == "a"
     with pytest.raises(PolicyError, match="parameter 'argv'"):
-        parse_policy("rules:\n  - name: a\n    when: {all: [{signal: embedding, drifted: true}]}\n"
+        actions.parse_policy("rules:\n  - name: a\n    when: {all: [{signal: embedding, drifted: true}]}\n"
                      "    actions: [command]\n")

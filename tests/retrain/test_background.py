@@ -162,19 +162,22 @@ def test_the_policy_retrain_action_hands_its_run_to_the_attached_background_jobs
     from monitor.actions.base import ActionContext
     from monitor.actions.retrain import RetrainAction
     from monitor.retrain.background import jobs_for
+    from monitor.services import LocalModelServices
 
     store, settings, _ = _setup(tmp_path)
     jobs = RetrainJobs(store, settings).attach()
     assert jobs_for(store) is jobs
     action = RetrainAction({"config": {"use_worker": False, "train": {"max_steps": 6}}})
     alert = {"model_name": "m", "rule": "r", "run_id": "d1", "alert_id": "a1"}
-    out = action.run(ActionContext(store=store, settings=settings, alert=alert, now=T0), dry_run=False)
+    out = action.run(ActionContext(store=store, settings=settings, alert=alert, now=T0,
+                                   services=LocalModelServices(store, settings)), dry_run=False)
     assert out.status == "ok" and out.detail["retrain"]["background"] is True
     run_id = out.detail["retrain"]["run_id"]
     assert jobs.wait(run_id, timeout=300)
     run = jobs.get(run_id)
     assert run["state"] in ("promoted", "rejected") and "policy rule r" in run["reason"]
-    again = action.run(ActionContext(store=store, settings=settings, alert=alert, now=T0), dry_run=False)
+    again = action.run(ActionContext(store=store, settings=settings, alert=alert, now=T0,
+                                   services=LocalModelServices(store, settings)), dry_run=False)
     assert again.status == "ok"  # the first run is over: the model is free
     assert jobs.wait(again.detail["retrain"]["run_id"], timeout=300)
     jobs.shutdown()
