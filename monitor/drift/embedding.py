@@ -56,14 +56,16 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _check_matrix(x: np.ndarray | None, name: str) -> np.ndarray:
+def check_matrix(x: np.ndarray | None, name: str, *, cast: bool = True) -> np.ndarray:
+    """``x`` as a finite 2-D embedding matrix (contiguous float32 unless ``cast=False``), else
+    :class:`CalculatorError` naming ``name``."""
     if x is None:
         raise CalculatorError(f"{name}: no 'embedding' column")
     if x.ndim != 2:
         raise CalculatorError(f"{name}: embeddings must be a 2-D matrix, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise CalculatorError(f"{name}: embeddings contain NaN or infinity")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32) if cast else x
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -123,7 +125,7 @@ class EmbeddingDriftBase(DriftCalculator):
         return out
 
     def _fit(self, reference: DriftFrame) -> None:
-        x = _check_matrix(reference.embedding, "reference")
+        x = check_matrix(reference.embedding, "reference")
         self._dim = int(x.shape[1])
         rng = np.random.default_rng(self.seed)
         n = x.shape[0]
@@ -150,7 +152,7 @@ class EmbeddingDriftBase(DriftCalculator):
         self._fit_embedding(self._project(fit_rows))
 
     def _current(self, current: DriftFrame) -> tuple[np.ndarray, np.ndarray]:
-        y = _check_matrix(current.embedding, "current")
+        y = check_matrix(current.embedding, "current")
         if y.shape[1] != self._dim:
             raise CalculatorError(f"embedding dimension mismatch: reference has {self._dim}, "
                                   f"current has {y.shape[1]}")

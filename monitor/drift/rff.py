@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from monitor.drift.base import DriftCalculator, DriftResult
+from monitor.drift.embedding import check_matrix
 from monitor.drift.frame import DriftFrame
 from monitor.errors import CalculatorError
 
@@ -257,7 +258,7 @@ class RFFHotellingDrift(DriftCalculator):
         return 0 if frame.embedding is None else int(frame.embedding.shape[0])
 
     def _fit(self, reference: DriftFrame) -> None:
-        x = _matrix(reference.embedding, "reference")
+        x = check_matrix(reference.embedding, "reference", cast=False)
         self._map = RFFMap(dim=int(x.shape[1]), n_features=self.n_features, seed=self.rff_seed,
                            gamma=self.gamma)
         self._ref = class_moments(self._map.transform(x), reference.predicted_label)
@@ -265,7 +266,7 @@ class RFFHotellingDrift(DriftCalculator):
     def _compute(self, current: DriftFrame) -> DriftResult:
         if self._map is None:
             raise CalculatorError("embedding (rff_hotelling): fitted reference has no embeddings")
-        y = _matrix(current.embedding, "current")
+        y = check_matrix(current.embedding, "current", cast=False)
         if y.shape[1] != self._map.dim:
             raise CalculatorError(f"embedding dimension mismatch: reference has {self._map.dim}, "
                                   f"current has {y.shape[1]}")
@@ -316,11 +317,3 @@ class RFFHotellingDrift(DriftCalculator):
         return out
 
 
-def _matrix(x: np.ndarray | None, name: str) -> np.ndarray:
-    if x is None:
-        raise CalculatorError(f"{name}: no 'embedding' column")
-    if x.ndim != 2:
-        raise CalculatorError(f"{name}: embeddings must be a 2-D matrix, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise CalculatorError(f"{name}: embeddings contain NaN or infinity")
-    return x

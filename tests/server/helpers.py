@@ -78,15 +78,27 @@ def wait_healthy(base: str, timeout: float = 60.0, proc: subprocess.Popen[bytes]
 
 
 class ThreadServer:
-    """A real uvicorn server on 127.0.0.1 in a thread of this process."""
+    """A real uvicorn server on 127.0.0.1 in a thread of this process.
 
-    def __init__(self, app: Any) -> None:
+    ``settings``: serve with ``shiftwatch serve``'s own uvicorn configuration
+    (:func:`monitor.httpserver.uvicorn_config`: header and keep-alive timeouts, limits) on
+    ``settings.port``; without them, a plain configuration on a free port.
+    """
+
+    def __init__(self, app: Any, settings: Settings | None = None) -> None:
         import uvicorn
 
-        self.port = free_port()
+        from monitor.httpserver import uvicorn_config
+
+        if settings is None:
+            self.port = free_port()
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                    lifespan="on")
+        else:
+            self.port = settings.port
+            config = uvicorn_config(app, settings, log_level="warning")
         self.base = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadServer:

@@ -8,11 +8,9 @@ import logging
 import socket
 import stat
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +26,7 @@ from monitor.metrics import ServerMetrics
 from monitor.server import create_app
 from monitor.settings import Settings, load_settings, resolve_token
 from monitor.store import Store
-from tests.server.helpers import AUTH, TOKEN, free_port, record, settings_for, wait_healthy
+from tests.server.helpers import AUTH, TOKEN, ThreadServer, free_port, record, settings_for
 
 
 def _mode(path: Path) -> int:
@@ -140,24 +138,6 @@ def test_slack_text_is_escaped() -> None:
 
 
 # -- uvicorn limits ---------------------------------------------------------------------------
-class _Server:
-    def __init__(self, app: Any, settings: Settings) -> None:
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.base = f"http://127.0.0.1:{settings.port}"
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        wait_healthy(self.base)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 def _read_until_closed(sock: socket.socket, limit_s: float) -> bytes:
     sock.settimeout(limit_s)
     data = b""
@@ -171,7 +151,7 @@ def _read_until_closed(sock: socket.socket, limit_s: float) -> bytes:
 def test_a_connection_stalled_mid_headers_is_closed(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, port=free_port(), header_timeout_s=1.0, timeout_keep_alive_s=1.0)
     app = create_app(settings, start_scheduler=False, enrich=False)
-    with _Server(app, settings) as server:
+    with ThreadServer(app, settings) as server:
         port = settings.port
         with socket.create_connection(("127.0.0.1", port)) as sock:  # half a request head
             sock.sendall(b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Ty")
