@@ -62,13 +62,11 @@ class Loaded:
 def load_version(version: str) -> Loaded:
     """Load a registered version from its artifact directory with its own preprocessing."""
     from collectors.encoding import TextEncoder
-    from monitor.registry import CONFIG_FILE, Preprocessing
+    from monitor.registry import read_version
 
-    directory = REGISTRY_DIR / MODEL_NAME / version
-    import json
-
-    pre = Preprocessing.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")))
-    encoder = TextEncoder.from_pretrained(directory, classifier=True, pooling=pre.pooling,
+    files = read_version(REGISTRY_DIR, MODEL_NAME, version)
+    pre = files.preprocessing
+    encoder = TextEncoder.from_pretrained(files.directory, classifier=True, pooling=pre.pooling,
                                           max_length=pre.max_length, truncation_side=pre.truncation_side)
     return Loaded(version, encoder, tuple(pre.labels))
 

@@ -52,8 +52,11 @@ __all__ = [
     "PointerWatcher",
     "Preprocessing",
     "Registry",
+    "VersionFiles",
     "file_sha256",
+    "load_active",
     "read_active_pointer",
+    "read_version",
     "write_active_pointer",
 ]
 
@@ -238,6 +241,35 @@ class PointerWatcher:
 
 
 # -- helpers --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class VersionFiles:
+    """What serving code needs of a registered version, read from its files alone (no DB)."""
+
+    model_name: str
+    version: str
+    directory: Path
+    preprocessing: Preprocessing
+
+
+def read_version(root: str | Path, model_name: str, version: str) -> VersionFiles:
+    """The files of ``<root>/<model_name>/<version>``: its directory and preprocessing
+    (``shiftwatch.json``: max_length, truncation side, pooling, label names)."""
+    directory = Path(root) / model_name / version
+    path = directory / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}") from exc
+    return VersionFiles(model_name, version, directory, Preprocessing.from_dict(data))
+
+
+def load_active(root: str | Path, model_name: str) -> VersionFiles | None:
+    """The version the ``ACTIVE`` pointer names, read from files only (no DuckDB, so a serving
+    process can call it while the sidecar holds the DB); ``None`` when there is none."""
+    version = read_active_pointer(root, model_name)
+    return read_version(root, model_name, version) if version is not None else None
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()

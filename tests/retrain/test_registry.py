@@ -148,3 +148,23 @@ def test_pointer_watcher_reloads_on_change_and_retries_failures(tmp_path: Path) 
     fail["on"] = False
     assert watcher.poll() == "v2" and seen == ["v2"] and watcher.current == "v2"
     assert watcher.poll() is None
+
+
+def test_load_active_reads_the_pointer_and_preprocessing_from_files_only(
+        tmp_path: Path, two_models: tuple[Path, Path]) -> None:
+    from monitor.registry import load_active, read_version
+
+    store = Store(":memory:")
+    root = tmp_path / "reg"
+    reg = Registry(store, root)
+    assert load_active(root, "sentiment") is None
+    reg.register("sentiment", two_models[0], version="v1", status="active",
+                 preprocessing=Preprocessing(max_length=64, labels=("neg", "pos")))
+    reg.register("sentiment", two_models[1], version="v2")
+    store.close()  # nothing below needs the DB
+    active = load_active(root, "sentiment")
+    assert active is not None and active.version == "v1" and active.directory == root / "sentiment" / "v1"
+    assert active.preprocessing.max_length == 64 and active.preprocessing.labels == ("neg", "pos")
+    assert read_version(root, "sentiment", "v2").version == "v2"
+    with pytest.raises(RegistryError, match="cannot read"):
+        read_version(root, "sentiment", "v9")
