@@ -396,7 +396,7 @@ class HttpSink(Sink):
     def _deliver_records(self, records: list[Mapping[str, Any]], body: bytes) -> int:
         """Post a records body now if nothing older waits (else spool); narrow a refusal down
         to the refused records. Returns the records delivered or spooled."""
-        if not self._drain():
+        if not self._drain(force=self.spool.would_evict(len(body))):
             self.spool.put("predictions", body, len(records))
             return len(records)
         try:
@@ -436,7 +436,7 @@ class HttpSink(Sink):
 
     def _deliver(self, kind: str, body: bytes, n: int) -> None:
         """Send now if nothing older waits; otherwise (or on failure) spool."""
-        if self._drain():
+        if self._drain(force=self.spool.would_evict(len(body))):
             try:
                 self._post(kind, body)
                 self.sent += n
@@ -448,12 +448,16 @@ class HttpSink(Sink):
                 return
         self.spool.put(kind, body, n)
 
-    def _drain(self) -> bool:
-        """Re-send spooled batches oldest first; True when the spool is empty."""
+    def _drain(self, *, force: bool = False) -> bool:
+        """Re-send spooled batches oldest first; True when the spool is empty.
+
+        During the backoff after a failure nothing is tried, unless ``force``: spooling the next
+        batch would evict older ones, so the sidecar is tried first — once it is back, records
+        are never evicted just because the backoff has not run out."""
         batches = self.spool.batches()
         if not batches:
             return True
-        if time.monotonic() < self._next_attempt:
+        if time.monotonic() < self._next_attempt and not force:
             return False
         for batch in batches:
             try:

@@ -109,6 +109,10 @@ class Spool:
             self._enforce_limit()
             return final
 
+    def would_evict(self, n_bytes: int) -> bool:
+        """Whether spooling ``n_bytes`` more would delete older batches to respect ``max_bytes``."""
+        return self.size_bytes() + n_bytes > self.max_bytes
+
     def remove(self, batch: SpooledBatch) -> None:
         """Delete a batch after it was delivered."""
         batch.path.unlink(missing_ok=True)

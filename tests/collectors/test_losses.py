@@ -250,6 +250,33 @@ def test_spool_eviction_is_counted_and_logged(tmp_path: Path, caplog: pytest.Log
     assert any("failed delivery attempt" in r.getMessage() for r in caplog.records)  # the outage
 
 
+def test_nothing_is_evicted_once_the_sidecar_is_back_even_inside_the_backoff(tmp_path: Path) -> None:
+    """Issue 13: eviction went on after the sidecar was back (the sink waited out its backoff)."""
+    up = {"value": False}
+    stored: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["value"]:
+            raise httpx.ConnectError("sidecar down", request=request)
+        recs = json.loads(request.content)["records"]
+        stored.extend(r["event_id"] for r in recs)
+        return httpx.Response(202, json={"accepted": len(recs), "duplicates": 0})
+
+    sink = HttpSink("http://sidecar.invalid", spool_dir=tmp_path / "spool", max_backoff_s=3600,
+                    transport=httpx.MockTransport(handler))
+    batches = [[record(i * 5 + k, dim=None) for k in range(5)] for i in range(4)]
+    for batch in batches[:3]:  # the outage: all three spooled
+        assert sink.send(batch) == 5
+    assert sink.spool.pending_items() == 15 and stored == []
+    sink.spool.max_bytes = sink.spool.size_bytes() + 10  # the next batch would evict the oldest
+    sink._next_attempt = time.monotonic() + 3600  # deep inside the backoff
+    up["value"] = True  # the sidecar is back
+    assert sink.send(batches[3]) == 5
+    assert sink.spool_dropped == 0 and sink.spool.pending_items() == 0
+    assert stored == [r["event_id"] for b in batches for r in b]  # oldest first, none lost
+    sink.close()
+
+
 def test_token_file_is_trimmed_and_a_401_is_counted_then_rotated(
     sidecar: tuple[str, Store], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
