@@ -82,7 +82,7 @@ def review_import(
 
     with Store(db) as store:
         result = import_labels(store, file, source=source)
-    typer.echo(f"imported {result.labeled} label(s); {result.skipped} row(s) left blank")
+    typer.echo(result.describe())
 
 
 @policy_app.command("validate")
