@@ -22,3 +22,7 @@ SELECT p.event_id, p.model_name, p.model_version, v.preprocessing
 FROM predictions p
 LEFT JOIN model_versions v ON v.model_name = p.model_name AND v.version = p.model_version
 WHERE list_contains($ids, p.event_id);
+
+-- name: promotion_parent_version
+-- The version a model version was trained from or promoted over (its registered parent).
+SELECT parent_version FROM model_versions WHERE model_name = $model_name AND version = $model_version;
