@@ -18,10 +18,11 @@ Why per-row correctness and these tests (see docs/promotion.md):
 - **Non-inferiority on the original data: Tango's score test** (Tango 1998,
   Stat Med 17:891) for a difference of paired proportions, one-sided,
   H0: acc(candidate) − acc(active) ≤ −ε against H1: > −ε. The candidate must
-  *show* that it does not forget by more than ε; failing to show it rejects
-  (the original validation set does not grow, so waiting cannot settle it).
-  The confidence interval reported for each slice inverts the same score
-  statistic.
+  *show* that it does not forget by more than ε before it is promoted; the
+  other tail (``p_forgets``: it loses more than ε) rejects. Neither shown
+  leaves it undecided, and the reason says how many original validation
+  rows would show it. The confidence interval reported for each slice
+  inverts the same score statistic.
 - **Out-of-scope confidence: exact sign test**, one-sided, on the rows whose
   review label lies outside the label set: does the candidate give a higher
   max-probability than the active version on more rows than chance?
@@ -32,11 +33,14 @@ Outcomes (:func:`judge`):
 
 - ``promote``: production superiority p ≤ α, non-inferiority on the original
   data p ≤ α, and (when required) no significant rise of out-of-scope confidence;
-- ``reject``: production significantly *worse* (one-sided p ≤ α), forgetting not
-  excluded, or out-of-scope confidence significantly higher when required;
+- ``reject``: production significantly *worse* (one-sided p ≤ α), significant
+  forgetting beyond ε, no original rows at all, or out-of-scope confidence
+  significantly higher when required;
 - ``undecided``: none of these; ``rows_needed`` says how many labelled
   production rows in total the McNemar test needs at the observed discordance
-  and effect for ``power`` (default 80 %) — ``None`` when no effect was observed.
+  and effect for ``power`` (default 80 %) — ``None`` when no effect was
+  observed — and ``details["original_rows_needed"]`` how many original
+  validation rows non-inferiority needs when that is what is missing.
 """
 
 from __future__ import annotations
@@ -53,8 +57,9 @@ from monitor.errors import ConfigError
 from monitor.retrain.metrics import macro_f1
 
 __all__ = ["Guard", "OosEvidence", "PairedEvidence", "PairedPredictions", "PromotionDecision",
-           "judge", "mcnemar_pvalue", "noninferiority_pvalue", "noninferiority_rows_needed", "oos_evidence",
-           "paired_evidence", "rows_needed", "score_ci", "sign_test_pvalue"]
+           "forgetting_pvalue", "judge", "mcnemar_pvalue", "noninferiority_pvalue",
+           "noninferiority_rows_needed", "oos_evidence", "paired_evidence", "rows_needed", "score_ci",
+           "sign_test_pvalue"]
 
 Outcome = Literal["promote", "reject", "undecided"]
 
@@ -157,6 +162,16 @@ def noninferiority_pvalue(n: int, b: int, c: int, margin: float) -> float:
     return float(stats.norm.sf(_tango_z(n, b, c, -margin)))
 
 
+def forgetting_pvalue(n: int, b: int, c: int, margin: float) -> float:
+    """One-sided p-value of H0: acc(candidate) − acc(active) ≥ −``margin`` (the other tail of Tango's test).
+
+    Small values show the candidate *forgets*: it loses more than ``margin``.
+    """
+    if not 0 <= b + c <= n:
+        raise ValueError(f"need 0 <= b + c <= n, got b={b}, c={c}, n={n}")
+    return float(stats.norm.cdf(_tango_z(n, b, c, -margin)))
+
+
 def score_ci(n: int, b: int, c: int, level: float = 0.95) -> tuple[float, float]:
     """Two-sided ``level`` interval of acc(candidate) − acc(active), inverting Tango's score test."""
     z = float(stats.norm.ppf(0.5 + level / 2.0))
@@ -234,6 +249,7 @@ class PairedEvidence:
     p_better: float
     p_worse: float
     p_noninferior: float | None = None
+    p_forgets: float | None = None
     margin: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,7 +277,7 @@ def paired_evidence(name: str, pairs: PairedPredictions, *, level: float = 0.95,
         p_better=mcnemar_pvalue(b, c, alternative="greater"),
         p_worse=mcnemar_pvalue(b, c, alternative="less"),
         p_noninferior=None if margin is None else noninferiority_pvalue(n, b, c, margin),
-        margin=margin)
+        p_forgets=None if margin is None else forgetting_pvalue(n, b, c, margin), margin=margin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,20 +376,26 @@ def judge(production: PairedPredictions | None, original: PairedPredictions | No
     reasons: list[str] = [f"production: {_fmt(prod)}; one-sided exact McNemar "
                           f"p(better)={prod.p_better:.4g}, p(worse)={prod.p_worse:.4g} at alpha={a:g}"]
     reject: list[str] = []
+    waiting: list[str] = []
+    original_needed: int | None = None
     if orig is None:
-        reject.append("no original validation rows: forgetting cannot be excluded")
+        reject.append("no original validation rows: forgetting cannot be checked")
     else:
-        assert orig.p_noninferior is not None
+        assert orig.p_noninferior is not None and orig.p_forgets is not None
         ok = orig.p_noninferior <= a
         reasons.append(f"original: {_fmt(orig)}; non-inferiority (margin {guard.max_forgetting:g}) "
-                       f"p={orig.p_noninferior:.4g}" + ("" if ok else ": forgetting not excluded"))
-        if not ok:
-            n_orig = noninferiority_rows_needed(orig.candidate_only / orig.n, orig.active_only / orig.n,
-                                                guard.max_forgetting, alpha=a, power=guard.power)
-            hint = (f"; at the observed effect about {n_orig} original validation rows would show it"
-                    if n_orig is not None and n_orig > orig.n else "")
-            reject.append(f"forgetting on the original data not excluded "
-                          f"(p={orig.p_noninferior:.4g} > {a:g}, n={orig.n}{hint})")
+                       f"p={orig.p_noninferior:.4g}, p(forgets beyond the margin)={orig.p_forgets:.4g}")
+        if orig.p_forgets <= a:
+            reject.append(f"forgets: significantly worse than the margin {guard.max_forgetting:g} on the "
+                          f"original data (p={orig.p_forgets:.4g})")
+        elif not ok:
+            original_needed = noninferiority_rows_needed(
+                orig.candidate_only / orig.n, orig.active_only / orig.n, guard.max_forgetting, alpha=a,
+                power=guard.power)
+            hint = (f"; about {original_needed} original validation rows would show it at the observed "
+                    "effect (register a larger validation split)" if original_needed is not None else "")
+            waiting.append(f"forgetting beyond {guard.max_forgetting:g} not excluded on the original data "
+                           f"(p={orig.p_noninferior:.4g} > {a:g}, n={orig.n}{hint})")
     if prod.p_worse <= a:
         reject.append(f"significantly worse on production (p={prod.p_worse:.4g} <= {a:g})")
     if oos is not None:
@@ -385,17 +407,20 @@ def judge(production: PairedPredictions | None, original: PairedPredictions | No
             reject.append(f"confidence on out-of-scope rows rose significantly (p={oos.p_higher:.4g})")
     needed = rows_needed(prod.candidate_only / prod.n, prod.active_only / prod.n, alpha=a, power=guard.power)
     more = None if needed is None else max(needed - prod.n, 0)
+    details = {"original_rows_needed": original_needed}
     if reject:
         return PromotionDecision("reject", (*reasons, "reject: " + "; ".join(reject)), a, prod, orig,
-                                 oos, needed, more)
-    if prod.p_better <= a:
+                                 oos, needed, more, details=details)
+    if prod.p_better > a:
+        if needed is None:
+            waiting.append("both models are right on the same production rows: no effect to detect")
+        else:
+            more = max(needed - prod.n, 1)
+            waiting.append(f"at the observed effect {prod.effect:+.4f} the test needs about {needed} "
+                           f"labelled production rows for {guard.power:.0%} power ({more} more)")
+    if not waiting:
         done = "promote: significantly better on production, no forgetting beyond the margin"
-        return PromotionDecision("promote", (*reasons, done), a, prod, orig, oos, needed, more)
-    if needed is None:
-        why = "undecided: both models are right on the same production rows; no effect to detect"
-    else:
-        why = (f"undecided: at the observed effect {prod.effect:+.4f} the test needs about {needed} labelled "
-               f"production rows for {guard.power:.0%} power ({max(needed - prod.n, 1)} more); the "
-               "candidate stays in shadow")
-        more = max(needed - prod.n, 1)
-    return PromotionDecision("undecided", (*reasons, why), a, prod, orig, oos, needed, more)
+        return PromotionDecision("promote", (*reasons, done), a, prod, orig, oos, needed, more,
+                                 details=details)
+    why = "undecided: " + "; ".join(waiting) + "; the candidate stays in shadow"
+    return PromotionDecision("undecided", (*reasons, why), a, prod, orig, oos, needed, more, details=details)

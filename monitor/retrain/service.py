@@ -484,7 +484,9 @@ def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand:
         return RetrainOutcome(run_id, name, active.version, cand.version, "rejected", tuple(reasons), metrics,
                               promotion=decision)
     if decision.outcome == "undecided":
-        need = max(int(kept.get("min_rows", 0)), len(live) + (decision.more_rows_needed or 1))
+        need = max(int(kept.get("min_rows", 0)), len(live) + (decision.more_rows_needed or 0))
+        if need <= len(live):  # more production rows are not what is missing: back off
+            need = 2 * len(live)
         registry.set_metrics(name, cand.version, {**cand.metrics, "shadow": {**kept, "min_rows": need}})
         reasons.append(f"shadow: still undecided; decided again once {need} labelled rows logged after it "
                        "have arrived")

@@ -77,6 +77,14 @@ def test_noninferiority_at_the_margin() -> None:
     assert noninferiority_pvalue(2000, 100, 100, 0.02) < noninferiority_pvalue(200, 10, 10, 0.02)
 
 
+def test_forgetting_is_the_other_tail() -> None:
+    from monitor.retrain.guard import forgetting_pvalue
+
+    for n, b, c in ((100, 10, 5), (300, 5, 30)):
+        assert forgetting_pvalue(n, b, c, 0.02) + noninferiority_pvalue(n, b, c, 0.02) == pytest.approx(1.0)
+    assert forgetting_pvalue(300, 5, 30, 0.02) < 0.05 < forgetting_pvalue(100, 10, 5, 0.02)
+
+
 def test_score_interval_inverts_the_test() -> None:
     lo, hi = score_ci(100, 10, 5, 0.90)
     assert lo < 0.05 < hi
@@ -123,7 +131,11 @@ def test_three_outcomes() -> None:
     same = judge(_pairs(100, 0, 0), original, g)
     assert same.outcome == "undecided" and same.rows_needed is None
     forgets = judge(_pairs(400, 40, 10), _pairs(2000, 20, 120), g)
-    assert forgets.outcome == "reject" and "forgetting" in forgets.reasons[-1]
+    assert forgets.outcome == "reject" and "forgets" in forgets.reasons[-1]
+    # better on production, but 100 original rows cannot exclude a 2-point loss: undecided, not rejected
+    unsure = judge(_pairs(400, 40, 10), _pairs(100, 3, 3), g)
+    assert unsure.outcome == "undecided" and "not excluded on the original data" in unsure.reasons[-1]
+    assert unsure.details["original_rows_needed"] > 100
     assert judge(_pairs(400, 40, 10), None, g).outcome == "reject"
     assert judge(None, None, g, active_exists=False).outcome == "promote"
 

@@ -77,17 +77,23 @@ def test_retrain_promotes_a_better_candidate_and_builds_a_reference(tmp_path: Pa
     assert evidence["production"]["n"] == 40 and evidence["production"]["p_better"] <= 0.05
 
 
-def test_retrain_rejects_a_candidate_that_fails_the_guard(tmp_path: Path) -> None:
+def test_retrain_keeps_an_unproven_candidate_in_shadow(tmp_path: Path) -> None:
+    from monitor.retrain.service import pending_shadow
+
     store, settings, reg = _setup(tmp_path)
     cfg = RetrainConfig(train=TrainConfig(strategy="head", max_steps=6, progress=False), use_worker=False,
                         min_labelled=100, guard=Guard(max_forgetting=0.0))
     out = retrain(store, settings, "m", reason="drift", config=cfg)
-    # margin 0: the candidate would have to be shown better on the original data; it is not
-    assert out.decision == "rejected" and "forgetting on the original data not excluded" in out.reasons[-1]
+    # margin 0: the candidate would have to be shown better on the original data; it is not, nor worse
+    assert out.decision == "undecided", out.reasons
+    assert "not excluded on the original data" in out.reasons[-2]
     assert out.promotion is not None and out.promotion.original is not None
     assert out.promotion.original.p_noninferior is not None and out.promotion.original.p_noninferior > 0.05
-    assert reg.get("m", "v2").status == "rejected" and reg.active("m").version == "v1"  # type: ignore[union-attr]
+    assert reg.get("m", "v2").status == "candidate" and reg.active("m").version == "v1"  # type: ignore[union-attr]
     assert read_active_pointer(reg.root, "m") == "v1"
+    assert pending_shadow(store) == [("m", "v2")]
+    run = store.fetch_dicts("retrain_runs", {"model_name": "m"})[0]
+    assert run["status"] == "undecided"
     assert not (reg.root / "m" / ".staging" / out.run_id).exists()
 
 
