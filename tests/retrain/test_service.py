@@ -95,6 +95,16 @@ def test_retrain_keeps_an_unproven_candidate_in_shadow(tmp_path: Path) -> None:
     run = store.fetch_dicts("retrain_runs", {"model_name": "m"})[0]
     assert run["status"] == "undecided"
     assert not (reg.root / "m" / ".staging" / out.run_id).exists()
+    # decided again on live traffic: the original-data evidence it lacks cannot come from there
+    from monitor.retrain.service import shadow_evaluate
+
+    _log_live_traffic(store, 60, after=reg.get("m", "v2").created_at)  # type: ignore[arg-type]
+    again = shadow_evaluate(store, settings, "m", "v2", min_rows=60)
+    assert again.decision in ("undecided", "rejected"), again.reasons
+    if again.decision == "undecided":
+        assert "not excluded on the original data" in again.reasons[-2]
+        assert reg.get("m", "v2").metrics["shadow"]["min_rows"] >= 120  # backs off, no re-scoring per row
+        assert pending_shadow(store) == [("m", "v2")]  # listed once, however often decided
 
 
 def test_retrain_refuses_too_few_labelled_rows_and_records_the_failure(tmp_path: Path) -> None:
