@@ -152,9 +152,16 @@ def _skip(state: _State, what: str, exc: BaseException) -> None:
 
 
 def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
-    """Windows end at the last full hour before ``now``, one after another."""
-    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=plan.window_hours * len(plan.schedule))
+    """Windows start at the next full hour after ``now``, one after another.
+
+    Simulated time runs *ahead* of the wall clock, so everything the demo does
+    in real time (a retrain registering a candidate, a promotion) lies before
+    the traffic that follows it — as in production: a shadow candidate is
+    judged on rows logged after it, and ``hours_since_promotion`` is defined
+    for the windows after a promotion.
+    """
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return start + timedelta(hours=1)
 
 
 # -- stage 0: settings, policy, receiver ---------------------------------------------
@@ -223,7 +230,9 @@ def _train_v1(state: _State) -> ModelVersion:
     train_file = opts.out / "data" / "amazon-train.jsonl"
     train_file.parent.mkdir(parents=True, exist_ok=True)
     with train_file.open("w", encoding="utf-8") as fh:
-        for split, ds in (("train", data.train), ("val", data.validation)):
+        # the original validation split a retrain's guard tests forgetting on: v1's validation rows plus
+        # the held-out reference rows (never trained on) — 60 rows alone cannot show non-inferiority
+        for split, ds in (("train", data.train), ("val", data.validation), ("val", data.reference)):
             for text, label in zip(ds.texts, ds.labels, strict=True):
                 fh.write(json.dumps({"text": text, "label": label, "split": split}) + "\n")
     cfg = TrainConfig(strategy="full", epochs_per_phase=2.0, batch_size=16, lr=1e-4,

@@ -71,6 +71,7 @@ class RetrainConfig:
     shadow_min_rows: int = 50
     reference_rows: int = 1000
     min_reference_rows: int = 200
+    min_reference_labelled: int = 50
     reference_text: bool = False
     seed: int = 0
 
@@ -305,7 +306,12 @@ def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, c
         return RetrainOutcome(run_id, name, active.version, candidate.version,
                               "shadow" if decision.promote else "undecided", tuple(reasons), metrics,
                               promotion=decision)
-    labelled = _concat(data.production_val, data.original_val)
+    # labelled baseline = the traffic the version will see: the held-out production slice, topped up
+    # from the original validation data only to min_reference_labelled rows (a reference dominated by the
+    # original domain would make the new domain look like a performance drop and roll back a good version)
+    top_up = max(0, cfg.min_reference_labelled - len(data.production_val))
+    labelled = _concat(data.production_val, Examples(list(data.original_val.texts)[:top_up],
+                                                     list(data.original_val.labels)[:top_up]))
     ref_name, note = _promote_with_reference(
         store, registry, candidate, cand_enc, reason=f"retrain {run_id}: " + reasons[-1],
         origin=f"retrain:{run_id}", labelled=labelled, n_recent=cfg.reference_rows,
@@ -325,8 +331,9 @@ def _promote_with_reference(store: Store, registry: Registry, candidate: ModelVe
     """Promote ``candidate``, then build its drift reference set: (reference name or None, a reason line).
 
     The reference holds ``labelled`` — held-out rows inside the label set the
-    candidate never trained on (the production-like slice and the original
-    validation data), *with their labels*, so the new version's performance
+    candidate never trained on (the production-like slice, topped up from the
+    original validation data to ``min_reference_labelled`` rows), *with their
+    labels*, so the new version's performance
     signal and the rollback rule have a labelled baseline — followed by the
     newest production texts (the new normal, unlabelled) up to ``n_recent``
     rows, at least ``n_min`` where there are that many. Text is kept only when

@@ -64,13 +64,13 @@ def test_retrain_promotes_a_better_candidate_and_builds_a_reference(tmp_path: Pa
     assert run["status"] == "promoted" and run["candidate_version"] == "v2"
     assert out.reference_name is not None
     n = store.fetchall_sql("SELECT n_rows FROM reference_sets WHERE name = $n", {"n": out.reference_name})
-    # the labelled held-out rows (40 production + 46 original validation) first, then the 160 newest
-    # production texts, unlabelled
-    sizes = cand.metrics["evaluation"]["data"]
-    assert n[0][0] == sizes["n_production_val"] + sizes["n_original_val"] + 160
+    # the labelled held-out rows (40 production, topped up to 50 from the original validation data)
+    # first, then the 160 newest production texts, unlabelled
+    assert cand.metrics["evaluation"]["data"]["n_production_val"] == 40
+    assert n[0][0] == 50 + 160
     labelled = store.fetchall_sql("SELECT count(label), count(text) FROM reference_rows "
                                   "WHERE reference_name = $n", {"n": out.reference_name})
-    assert labelled[0] == (40 + sizes["n_original_val"], 0)  # labels kept; text not (privacy default)
+    assert labelled[0] == (50, 0)  # labels kept; text not (privacy default)
     assert out.promotion is not None and out.promotion.outcome == "promote"
     evidence = run["metrics"]["promotion"] if isinstance(run["metrics"], dict) else json.loads(
         run["metrics"])["promotion"]
