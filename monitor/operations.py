@@ -273,14 +273,12 @@ def review_export(store: Store, settings: Settings, *, out: str, model: str | No
 
 
 def review_import(store: Store, settings: Settings, *, file: str, source: str = "review") -> dict[str, Any]:
-    """Store the labels of a filled-in review export as delayed ground truth."""
-    from dataclasses import asdict
-
+    """Store the labels of a filled-in review export as delayed ground truth; labels outside the
+    model version's label set are counted (``out_of_scope``) and kept as evidence."""
     from monitor.review import import_labels
 
     result = import_labels(store, Path(file), source=source)
-    out: dict[str, Any] = _jsonable(asdict(result))
-    return out
+    return {**result.to_dict(), "summary": result.describe()}
 
 
 def ingest_file(store: Store, settings: Settings, *, file: str, skip_bad: bool = False) -> dict[str, Any]:

@@ -6,13 +6,19 @@ label, confidence, why the row was picked — and an empty ``label`` column. :fu
 reads such a file back: rows with a non-empty ``label`` become delayed ground truth in
 ``labels`` (:meth:`monitor.store.Store.insert_labels`) and their queue rows turn ``labeled``;
 rows left blank are skipped. Importing the same file twice changes nothing the second time.
+
+A label outside the label set of the model version that made the prediction is *out of scope*
+(e.g. a reviewer's ``refund_request`` for a sentiment model). It is stored like any other
+label — kept as out-of-scope evidence, which the promotion guard reads
+(:func:`monitor.retrain.guard.oos_evidence`) — never used as a class label for training or
+scoring, and reported in :class:`ImportResult` (count and values).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +37,53 @@ EXPORT_COLUMNS = ("event_id", "model_name", "model_version", "run_id", "reason",
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What an import did: labels stored, blank rows skipped."""
+    """What an import did: labels stored, blank rows skipped, and how many stored labels were out of scope.
+
+    ``out_of_scope`` maps each label outside its version's label set to how many rows got it.
+    """
 
     labeled: int
     skipped: int
+    out_of_scope: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_out_of_scope(self) -> int:
+        """Rows whose label lies outside the label set."""
+        return sum(self.out_of_scope.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"labeled": self.labeled, "skipped": self.skipped, "n_out_of_scope": self.n_out_of_scope,
+                "out_of_scope": dict(self.out_of_scope)}
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        line = f"imported {self.labeled} label(s); {self.skipped} row(s) left blank"
+        if self.out_of_scope:
+            values = ", ".join(f"{k!r} x{v}" for k, v in self.out_of_scope.items())
+            line += (f"; {self.n_out_of_scope} label(s) outside the model's label set, kept as out-of-scope "
+                     f"evidence (not used as classes): {values}")
+        return line
+
+
+def _out_of_scope(store: Store, picked: list[tuple[int, str, str]]) -> dict[str, int]:
+    """Labels of ``picked`` outside the label set of the version that made the prediction (value -> rows)."""
+    sets: dict[str, set[str]] = {}
+    for r in store.fetch_dicts("promotion_label_sets", {"ids": [eid for _, eid, _ in picked]}):
+        pre = r.get("preprocessing")
+        if isinstance(pre, str):
+            try:
+                pre = json.loads(pre)
+            except ValueError:
+                pre = None
+        labels = (pre or {}).get("labels") if isinstance(pre, dict) else None
+        if labels:  # a version not in the registry (or without labels) has no known label set
+            sets[str(r["event_id"])] = {str(x) for x in labels}
+    counts: dict[str, int] = {}
+    for _, eid, label in picked:
+        if eid in sets and label not in sets[eid]:
+            counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _format(path: Path) -> str:
@@ -145,4 +194,4 @@ def import_labels(store: Store, path: str | Path, *, source: str = "review") -> 
                       "labeled_at": pa.array([now] * len(picked), pa.timestamp("us", tz="UTC"))})
     with store.transaction(), store.registered("_labeled", table):
         store.execute("ops_review_mark_labeled")
-    return ImportResult(len(picked), skipped)
+    return ImportResult(len(picked), skipped, _out_of_scope(store, picked))

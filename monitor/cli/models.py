@@ -253,8 +253,11 @@ def retrain(
     max_steps: int | None = typer.Option(None, "--max-steps", help="Total step budget (all phases)."),
     min_labelled: int = typer.Option(100, "--min-labelled", help="Labelled production rows needed."),
     production_share: float = typer.Option(0.2, "--production-share", help="Share of production rows."),
-    min_improvement: float = typer.Option(0.01, "--min-improvement", help="δ: production macro-F1 gain."),
-    max_forgetting: float = typer.Option(0.02, "--max-forgetting", help="ε: allowed original-F1 drop."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Level of the paired promotion tests."),
+    max_forgetting: float = typer.Option(0.02, "--max-forgetting",
+                                         help="ε: non-inferiority margin on original-data accuracy."),
+    oos_not_higher: bool = typer.Option(False, "--require-oos-confidence-not-higher",
+                                        help="Reject a candidate more confident on out-of-scope rows."),
     shadow: bool = typer.Option(False, "--shadow", help="Keep a passing candidate for shadow evaluation."),
     shadow_min_rows: int = typer.Option(50, "--shadow-min-rows",
                                         help="Shadow window: labelled rows logged after the candidate."),
@@ -275,7 +278,7 @@ def retrain(
     if model is None:
         raise typer.BadParameter("give --model to start a retrain (or a subcommand: status, cancel)",
                                  param_hint="--model")
-    from monitor.retrain.evaluate import Guard
+    from monitor.retrain.guard import Guard
     from monitor.retrain.service import RetrainConfig
     from monitor.retrain.trainer import TrainConfig
 
@@ -284,7 +287,8 @@ def retrain(
             train=TrainConfig(strategy=strategy, max_steps=max_steps,  # type: ignore[arg-type]
                               progress=progress and not backend.remote),
             production_share=production_share, min_labelled=min_labelled,
-            guard=Guard(min_improvement, max_forgetting), timeout_s=timeout, shadow=shadow,
+            guard=Guard(alpha=alpha, max_forgetting=max_forgetting,
+                        require_oos_confidence_not_higher=oos_not_higher), timeout_s=timeout, shadow=shadow,
             shadow_min_rows=shadow_min_rows)
         outcome = backend.call("retrain_now", model=model, reason=reason, dry_run=dry_run,
                                config=cfg.to_dict())

@@ -80,7 +80,7 @@ def review_import(
 
     with open_backend(db_path=db) as backend:
         result = backend.call("review_import", file=str(file), source=source)
-    typer.echo(f"imported {result['labeled']} label(s); {result['skipped']} row(s) left blank")
+    typer.echo(result["summary"])
 
 
 @policy_app.command("validate")

@@ -49,6 +49,7 @@ __all__ = ["LABEL_NAMES", "DemoOptions", "DemoResult", "run_demo"]
 log = logging.getLogger(__name__)
 
 LABEL_NAMES: dict[str, str] = {"0": "negative", "1": "positive"}
+_DEMO_MARGIN = 0.05  # the guard's non-inferiority margin in the demo (see write_demo_policy)
 _OUTPUTS = ("shiftwatch.duckdb", "shiftwatch.duckdb.wal", "reports", "models", "data", "work", "review",
             "demo-policy.yaml", "spool", "export")
 
@@ -151,9 +152,16 @@ def _skip(state: _State, what: str, exc: BaseException) -> None:
 
 
 def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
-    """Windows end at the last full hour before ``now``, one after another."""
-    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=plan.window_hours * len(plan.schedule))
+    """Windows start at the next full hour after ``now``, one after another.
+
+    Simulated time runs *ahead* of the wall clock, so everything the demo does
+    in real time (a retrain registering a candidate, a promotion) lies before
+    the traffic that follows it — as in production: a shadow candidate is
+    judged on rows logged after it, and ``hours_since_promotion`` is defined
+    for the windows after a promotion.
+    """
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return start + timedelta(hours=1)
 
 
 # -- stage 0: settings, policy, receiver ---------------------------------------------
@@ -186,7 +194,10 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int,
     retrain = actions.setdefault("retrain", {})
     config = retrain.setdefault("config", {}) or {}
     config.update({"reference_rows": 2 * window_size, "min_reference_rows": 2 * window_size,
-                   "production_share": production_share})
+                   "production_share": production_share,
+                   # the demo's original validation split is 60-100 rows: the paired test cannot show
+                   # a loss under the shipped 2-point margin on so few (~800 needed); docs/promotion.md
+                   "guard": {**(config.get("guard") or {}), "max_forgetting": _DEMO_MARGIN}})
     retrain["config"] = config
     capped: list[str] = []
     for rule in doc["rules"]:
@@ -199,6 +210,8 @@ def write_demo_policy(out: Path, webhook_url: str, *, window_size: int,
     header.append(f"# - retrain: the new version's reference set is the newest {2 * window_size} production "
                   f"rows (the drifted traffic); labelled production rows are {production_share:.0%} of the "
                   "training mix")
+    header.append(f"# - promotion guard: non-inferiority margin {_DEMO_MARGIN} on the original validation "
+                  "split (shipped 0.02; the demo's split is too small to show that)")
     if capped:
         header.append(f"# - min_samples capped at the demo window size: {'; '.join(capped)}")
     path.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
@@ -218,7 +231,9 @@ def _train_v1(state: _State) -> ModelVersion:
     train_file = opts.out / "data" / "amazon-train.jsonl"
     train_file.parent.mkdir(parents=True, exist_ok=True)
     with train_file.open("w", encoding="utf-8") as fh:
-        for split, ds in (("train", data.train), ("val", data.validation)):
+        # the original validation split a retrain's guard tests forgetting on: v1's validation rows plus
+        # the held-out reference rows (never trained on) — 60 rows alone cannot show non-inferiority
+        for split, ds in (("train", data.train), ("val", data.validation), ("val", data.reference)):
             for text, label in zip(ds.texts, ds.labels, strict=True):
                 fh.write(json.dumps({"text": text, "label": label, "split": split}) + "\n")
     cfg = TrainConfig(strategy="full", epochs_per_phase=2.0, batch_size=16, lr=1e-4,

@@ -90,10 +90,24 @@ def load_reference(store: Store, name: str) -> pa.Table:
 
 
 def reference_for(store: Store, model_name: str, model_version: str) -> str | None:
-    """The newest reference set of a model version, or ``None``."""
-    rows = store.execute("drift_reference_for", {"model_name": model_name,
-                                                 "model_version": model_version})
-    return str(rows[0][0]) if rows else None
+    """The newest reference set of a model version, else of its nearest registered ancestor, or ``None``.
+
+    A version promoted without a reference of its own (``shiftwatch promote``
+    skips the guard and builds none) is checked against the reference of the
+    version it came from: the performance it has to keep. That is what lets
+    the ``rollback-after-promotion`` rule fire after a forced bad promotion.
+    """
+    version: str | None = model_version
+    seen: set[str] = set()
+    while version is not None and version not in seen:
+        seen.add(version)
+        rows = store.execute("drift_reference_for", {"model_name": model_name, "model_version": version})
+        if rows:
+            return str(rows[0][0])
+        parent = store.execute("promotion_parent_version",
+                               {"model_name": model_name, "model_version": version})
+        version = str(parent[0][0]) if parent and parent[0][0] is not None else None
+    return None
 
 
 def list_references(store: Store, model_name: str | None = None) -> list[dict[str, Any]]:

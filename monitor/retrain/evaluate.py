@@ -1,10 +1,13 @@
-"""Guarded promotion: is the candidate better on production without forgetting the original domain?
+"""Scoring models on labelled rows, the former fixed-δ guard, and a promoted version's reference set.
 
-:func:`decide` is pure: given the candidate's and the active version's
-macro-F1 on the production-like slice and on the original validation set,
-promote when production improves by at least ``min_improvement`` (δ) and the
-original domain drops by no more than ``max_forgetting`` (ε). :func:`score`
-runs a :class:`~collectors.encoding.TextEncoder` over labelled examples.
+The promotion decision itself is a paired test: :func:`monitor.retrain.guard.judge`.
+:func:`predict` and :func:`score` run a :class:`~collectors.encoding.TextEncoder`
+over labelled examples (per-row class ids and confidence; macro-F1 / accuracy).
+
+:func:`decide` is the *former* guard, kept for comparison (``benchmarks/bench_promotion.py``):
+promote when production macro-F1 improves by at least ``min_improvement`` (δ)
+and the original domain drops by no more than ``max_forgetting`` (ε) — two
+point estimates, no test.
 
 After a promotion, :func:`build_reference` scores recent production texts
 (and validation texts when production is scarce) with the new version and
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.errors import RetrainError
+from monitor.retrain.guard import Guard
 from monitor.retrain.metrics import accuracy, macro_f1
 from monitor.retrain.trainer import Examples
 
@@ -33,15 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from collectors.encoding import TextEncoder
     from monitor.store import Store
 
-__all__ = ["Decision", "Guard", "Scores", "build_reference", "decide", "prediction_records", "score"]
-
-
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """Promotion thresholds: δ (``min_improvement``) and ε (``max_forgetting``), in macro-F1 points/100."""
-
-    min_improvement: float = 0.01
-    max_forgetting: float = 0.02
+__all__ = ["Decision", "Guard", "Predicted", "Scores", "build_reference", "decide", "predict",
+           "prediction_records", "score"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +89,46 @@ def decide(candidate: Mapping[str, float], active: Mapping[str, float] | None, g
     return Decision(ok_gain and ok_drop, tuple(reasons), metrics)
 
 
-def score(encoder: TextEncoder, examples: Examples, labels: Sequence[str]) -> Scores:
-    """Macro-F1 / accuracy of ``encoder``'s argmax predictions; class order is ``labels``."""
+@dataclass(frozen=True, slots=True)
+class Predicted:
+    """One model on labelled examples: true and predicted class ids (label order) and max probability."""
+
+    y_true: np.ndarray
+    pred: np.ndarray
+    confidence: np.ndarray
+    n_classes: int
+
+    def scores(self) -> Scores:
+        """Macro-F1 / accuracy of these predictions."""
+        return Scores(macro_f1(self.y_true, self.pred, self.n_classes), accuracy(self.y_true, self.pred),
+                      int(self.y_true.size))
+
+
+def predict(encoder: TextEncoder, examples: Examples, labels: Sequence[str]) -> Predicted:
+    """Run ``encoder`` over ``examples``; a label outside ``labels`` gets class id -1."""
     if len(examples) == 0:
         raise RetrainError("cannot score on an empty set")
-    probs = encoder.encode(examples.texts).probs
+    probs = encoder.encode(list(examples.texts)).probs
     if probs is None:
         raise RetrainError("the encoder is not a classifier (no probabilities)")
     index = {lab: i for i, lab in enumerate(labels)}
-    y = np.array([index.get(lab, -1) for lab in examples.labels])
-    pred = probs.argmax(axis=1)
-    return Scores(macro_f1(y, pred, len(labels)), accuracy(y, pred), len(examples))
+    y = np.array([index.get(lab, -1) for lab in examples.labels], dtype=np.int64)
+    p = np.asarray(probs)
+    return Predicted(y, p.argmax(axis=1).astype(np.int64), p.max(axis=1).astype(np.float64), len(labels))
+
+
+def score(encoder: TextEncoder, examples: Examples, labels: Sequence[str]) -> Scores:
+    """Macro-F1 / accuracy of ``encoder``'s argmax predictions; class order is ``labels``."""
+    return predict(encoder, examples, labels).scores()
 
 
 def prediction_records(encoder: TextEncoder, texts: Sequence[str], *, labels: Sequence[str],
                        model_name: str, model_version: str, source: str | None = None,
-                       true_labels: Sequence[str | None] | None = None) -> pa.Table:
-    """Prediction records (DESIGN §3) of ``texts`` scored by ``encoder``; text itself is not kept."""
+                       true_labels: Sequence[str | None] | None = None, keep_text: bool = False) -> pa.Table:
+    """Prediction records (DESIGN §3) of ``texts`` scored by ``encoder``.
+
+    The text itself is kept only with ``keep_text`` (privacy: off by default; its hash always is).
+    """
     from collectors.schema import records_to_table
 
     batch = encoder.encode(list(texts))
@@ -127,7 +147,8 @@ def prediction_records(encoder: TextEncoder, texts: Sequence[str], *, labels: Se
             "truncated": bool(batch.stats.truncated[i]), "n_chars": int(batch.stats.n_chars[i]),
             "latency_ms": float(batch.latency_ms[i]),
             "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            "source": source, "label": true_labels[i] if true_labels is not None else None,
+            "text": text if keep_text else None, "source": source,
+            "label": true_labels[i] if true_labels is not None else None,
         })
     table, _ = records_to_table(records)
     return table
@@ -135,14 +156,20 @@ def prediction_records(encoder: TextEncoder, texts: Sequence[str], *, labels: Se
 
 def build_reference(store: Store, encoder: TextEncoder, *, model_name: str, model_version: str,
                     labels: Sequence[str], texts: Sequence[str], origin: str,
-                    true_labels: Sequence[str | None] | None = None) -> tuple[str, int]:
-    """Score ``texts`` with the new version and store them as its reference set: (name, rows)."""
+                    true_labels: Sequence[str | None] | None = None,
+                    keep_text: bool = False) -> tuple[str, int]:
+    """Score ``texts`` with the new version and store them as its reference set: (name, rows).
+
+    ``true_labels`` (``None`` entries for unlabelled rows) give the performance signal its
+    baseline; ``keep_text`` stores the texts too (privacy: off by default).
+    """
     from monitor.drift.references import create_reference
 
     if not texts:
         raise RetrainError(f"{model_name} {model_version}: no texts to build a reference set from")
     table = prediction_records(encoder, texts, labels=labels, model_name=model_name,
-                               model_version=model_version, source="reference", true_labels=true_labels)
+                               model_version=model_version, source="reference",
+                               true_labels=true_labels, keep_text=keep_text)
     name = f"{model_name}-{model_version}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     n = create_reference(store, name, table, model_name=model_name, model_version=model_version,
                          origin=origin)

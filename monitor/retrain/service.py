@@ -9,11 +9,13 @@
    default — in a worker process with a timeout, under the model's retrain
    lock; training logs go to ``training_logs`` under the retrain run id.
 4. The candidate is registered (``candidate``, parent = the active version)
-   and scored against the active version on the production-like slice and
-   the original validation set (:func:`monitor.retrain.evaluate.decide`).
-5. Promoted (registry switch + pointer + new drift reference set), kept as a
-   ``candidate`` for shadow evaluation, or stored as ``rejected`` with the
-   reasons. Every run is recorded in ``retrain_runs``.
+   and tested against the active version — exact McNemar on the
+   production-like slice, non-inferiority on the original validation set,
+   out-of-scope confidence (:func:`monitor.retrain.guard.judge`).
+5. ``promote``: promoted (registry switch + pointer + a reference set of
+   labelled held-out rows); ``undecided``: kept as a ``candidate`` in shadow
+   until the labelled rows the test asked for arrive; ``reject``: stored as
+   ``rejected`` with the evidence. Every run is recorded in ``retrain_runs``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from monitor.errors import (
     ConfigError,
     InsufficientLabels,
@@ -36,7 +40,15 @@ from monitor.errors import (
 )
 from monitor.registry import ModelVersion, Registry
 from monitor.retrain.data import TrainingData, assemble, labelled_production, load_examples, split_original
-from monitor.retrain.evaluate import Guard, build_reference, decide, score
+from monitor.retrain.evaluate import Predicted, build_reference, predict
+from monitor.retrain.guard import (
+    Guard,
+    OosEvidence,
+    PairedPredictions,
+    PromotionDecision,
+    judge,
+    oos_evidence,
+)
 from monitor.retrain.trainer import (
     Examples,
     StepCallback,
@@ -74,6 +86,8 @@ class RetrainConfig:
     shadow_min_rows: int = 50
     reference_rows: int = 1000
     min_reference_rows: int = 200
+    min_reference_labelled: int = 50
+    reference_text: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -110,8 +124,11 @@ class RetrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class RetrainOutcome:
-    """What one retrain did: ``decision`` is promoted | rejected | shadow | dry_run (| failed | cancelled
-    in the ``retrain_runs`` record)."""
+    """What one retrain did: ``decision`` is promoted | rejected | undecided | shadow | dry_run
+    (| failed | cancelled in the ``retrain_runs`` record).
+
+    ``promotion`` is the paired test's decision with its evidence (``None`` for a dry run).
+    """
 
     run_id: str
     model_name: str
@@ -121,6 +138,7 @@ class RetrainOutcome:
     reasons: tuple[str, ...]
     metrics: dict[str, Any] = field(default_factory=dict)
     reference_name: str | None = None
+    promotion: PromotionDecision | None = None
 
     @property
     def promoted(self) -> bool:
@@ -129,8 +147,9 @@ class RetrainOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "promotion"}
         d["reasons"] = list(self.reasons)
+        d["promotion"] = self.promotion.to_dict() if self.promotion else None
         return d
 
 
@@ -299,74 +318,136 @@ def _retrain(store: Store, registry: Registry, active: ModelVersion, run_id: str
                               train_summary=result.to_dict())
 
 
+def _pairs(cand: Predicted, act: Predicted) -> PairedPredictions:
+    return PairedPredictions(cand.y_true, cand.pred, act.pred, cand.n_classes)
+
+
+def _out_of_scope(store: Store, name: str, labels: list[str], cand_enc: Any, act_enc: Any, guard: Guard, *,
+                  since: Any = None, n: int = 2000) -> OosEvidence | None:
+    """Both models' confidence on labelled rows whose label is outside the label set (newest ``n``)."""
+    rows = store.fetch_dicts("promotion_out_of_scope_rows",
+                             {"model_name": name, "labels": labels, "since": since, "n": n})
+    if not rows:
+        return None
+    texts = Examples([str(r["text"]) for r in rows], [str(r["label"]) for r in rows])
+    cand, act = predict(cand_enc, texts, labels), predict(act_enc, texts, labels)
+    return oos_evidence(cand.confidence, act.confidence, labels=texts.labels,
+                        tie_tolerance=guard.tie_tolerance)
+
+
 def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, candidate: ModelVersion,
                        data: TrainingData, *, run_id: str, cfg: RetrainConfig,
                        train_summary: dict[str, Any] | None = None) -> RetrainOutcome:
-    """Score candidate vs active, then promote, keep for shadow, or reject (see the module doc)."""
+    """Test candidate vs active (:func:`monitor.retrain.guard.judge`), then act on the outcome.
+
+    ``promote``: promoted (or kept for shadow evaluation when ``cfg.shadow``);
+    ``reject``: stored as ``rejected``; ``undecided``: kept as a candidate in
+    shadow until the labelled rows the test asked for have arrived
+    (``decision="undecided"``). The evidence is stored under
+    ``metrics["evaluation"]["promotion"]`` of the candidate and in ``retrain_runs``.
+    """
     name, labels = active.model_name, list(active.preprocessing.labels)
     device = resolve_device(cfg.train.device)
     cand_enc = registry.load_encoder(candidate, device=device)
     act_enc = registry.load_encoder(active, device=device)
-    cand_scores = {"production": score(cand_enc, data.production_val, labels),
-                   "original": score(cand_enc, data.original_val, labels)}
-    act_scores = {"production": score(act_enc, data.production_val, labels),
-                  "original": score(act_enc, data.original_val, labels)}
-    decision = decide({k: v.macro_f1 for k, v in cand_scores.items()},
-                      {k: v.macro_f1 for k, v in act_scores.items()}, cfg.guard)
+    cand_p = {"production": predict(cand_enc, data.production_val, labels),
+              "original": predict(cand_enc, data.original_val, labels)}
+    act_p = {"production": predict(act_enc, data.production_val, labels),
+             "original": predict(act_enc, data.original_val, labels)}
+    oos = _out_of_scope(store, name, labels, cand_enc, act_enc, cfg.guard)
+    original = _pairs(cand_p["original"], act_p["original"])
+    decision = judge(_pairs(cand_p["production"], act_p["production"]), original, cfg.guard, oos=oos)
+    cand_scores = {k: v.scores() for k, v in cand_p.items()}
+    act_scores = {k: v.scores() for k, v in act_p.items()}
     metrics: dict[str, Any] = {
-        **decision.metrics, "data": data.summary(), "train": train_summary or {},
+        "promotion": decision.to_dict(), "guard": asdict(cfg.guard),
+        "candidate": {k: v.macro_f1 for k, v in cand_scores.items()},
+        "active": {k: v.macro_f1 for k, v in act_scores.items()},
+        "data": data.summary(), "train": train_summary or {},
         "candidate_scores": {k: v.to_dict() for k, v in cand_scores.items()},
         "active_scores": {k: v.to_dict() for k, v in act_scores.items()}}
     stored: dict[str, Any] = {**candidate.metrics, "evaluation": metrics}
-    if cfg.shadow and decision.promote:
-        # What the shadow evaluation needs later: its window and this run's guard and reference sizes.
-        stored["shadow"] = {"run_id": run_id, "min_rows": cfg.shadow_min_rows, "guard": asdict(cfg.guard),
-                            "reference_rows": cfg.reference_rows,
-                            "min_reference_rows": cfg.min_reference_rows}
-    registry.set_metrics(name, candidate.version, stored)
     reasons = list(decision.reasons)
-    if not decision.promote:
+    waiting = decision.outcome == "undecided" or (cfg.shadow and decision.promote)
+    if waiting:
+        # What the shadow evaluation needs later: its window, the guard, the original-data pairs
+        # (the forgetting check is not repeated on live traffic) and the reference sizes.
+        need = decision.rows_needed if decision.outcome == "undecided" else None
+        stored["shadow"] = {"run_id": run_id, "min_rows": max(cfg.shadow_min_rows, need or 0),
+                            "guard": asdict(cfg.guard), "reference_rows": cfg.reference_rows,
+                            "min_reference_rows": cfg.min_reference_rows,
+                            "reference_text": cfg.reference_text,
+                            "original_pairs": {"y_true": original.y_true.tolist(),
+                                               "candidate": original.candidate.tolist(),
+                                               "active": original.active.tolist()}}
+    registry.set_metrics(name, candidate.version, stored)
+    if decision.outcome == "reject":
         registry.set_status(name, candidate.version, "rejected", reason="; ".join(reasons))
         return RetrainOutcome(run_id, name, active.version, candidate.version, "rejected",
-                              tuple(reasons), metrics)
-    if cfg.shadow:
-        reasons.append(f"passed the guard; kept as candidate until {cfg.shadow_min_rows} labelled "
-                       "production rows logged after it can decide (shadow evaluation)")
-        return RetrainOutcome(run_id, name, active.version, candidate.version, "shadow",
-                              tuple(reasons), metrics)
-    fallback = list(data.production_val.texts) + list(data.original_val.texts)
+                              tuple(reasons), metrics, promotion=decision)
+    if waiting:
+        min_rows = stored["shadow"]["min_rows"]
+        what = "passed the test" if decision.promote else "undecided"
+        reasons.append(f"{what}; kept as candidate until {min_rows} labelled production rows logged after "
+                       "it can decide (shadow evaluation)")
+        return RetrainOutcome(run_id, name, active.version, candidate.version,
+                              "shadow" if decision.promote else "undecided", tuple(reasons), metrics,
+                              promotion=decision)
+    # labelled baseline = the traffic the version will see: the held-out production slice, topped up
+    # from the original validation data only to min_reference_labelled rows (a reference dominated by the
+    # original domain would make the new domain look like a performance drop and roll back a good version)
+    top_up = max(0, cfg.min_reference_labelled - len(data.production_val))
+    labelled = _concat(data.production_val, Examples(list(data.original_val.texts)[:top_up],
+                                                     list(data.original_val.labels)[:top_up]))
     ref_name, note = _promote_with_reference(
-        store, registry, candidate, cand_enc, reason=f"retrain {run_id}: " + "; ".join(reasons),
-        origin=f"retrain:{run_id}", fallback_texts=fallback, n_recent=cfg.reference_rows,
-        n_min=cfg.min_reference_rows)
+        store, registry, candidate, cand_enc, reason=f"retrain {run_id}: " + reasons[-1],
+        origin=f"retrain:{run_id}", labelled=labelled, n_recent=cfg.reference_rows,
+        n_min=cfg.min_reference_rows, keep_text=cfg.reference_text)
     reasons.append(note)
     return RetrainOutcome(run_id, name, active.version, candidate.version, "promoted", tuple(reasons),
-                          metrics, ref_name)
+                          metrics, ref_name, promotion=decision)
+
+
+def _concat(*parts: Examples) -> Examples:
+    return Examples([t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
 
 
 def _promote_with_reference(store: Store, registry: Registry, candidate: ModelVersion, encoder: Any, *,
-                            reason: str, origin: str, fallback_texts: list[str], n_recent: int,
-                            n_min: int) -> tuple[str | None, str]:
+                            reason: str, origin: str, labelled: Examples, n_recent: int, n_min: int,
+                            keep_text: bool = False) -> tuple[str | None, str]:
     """Promote ``candidate``, then build its drift reference set: (reference name or None, a reason line).
 
-    The reference is the candidate's predictions on the newest ``n_recent``
-    production texts (the new normal), topped up from ``fallback_texts`` to
-    ``n_min`` rows. A failure to build it is logged and reported, not raised:
-    the promotion has happened and the drift job falls back to its default.
+    The reference holds ``labelled`` — held-out rows inside the label set the
+    candidate never trained on (the production-like slice, topped up from the
+    original validation data to ``min_reference_labelled`` rows), *with their
+    labels*, so the new version's performance
+    signal and the rollback rule have a labelled baseline — followed by the
+    newest production texts (the new normal, unlabelled) up to ``n_recent``
+    rows, at least ``n_min`` where there are that many. Text is kept only when
+    ``keep_text`` (the retrain's ``reference_text`` privacy setting; off by
+    default, like a record's ``text``). A failure to build it is logged and
+    reported, not raised: the promotion has happened and the drift job falls
+    back to its default.
     """
     name, version = candidate.model_name, candidate.version
     registry.promote(name, version, reason=reason)
-    rows = store.execute("retrain_recent_texts", {"model_name": name, "n": n_recent})
-    texts = [str(r[3]) for r in rows]
-    if len(texts) < n_min:
-        texts += fallback_texts[: n_min - len(texts)]
+    texts: list[str] = list(labelled.texts)[: max(n_recent, n_min)]
+    truth: list[str | None] = [str(y) for y in list(labelled.labels)[: len(texts)]]
+    want = max(n_recent, n_min)
+    if len(texts) < want:
+        recent = [str(r[3]) for r in store.execute("retrain_recent_texts",
+                                                   {"model_name": name, "n": want - len(texts)})]
+        texts.extend(recent)
+        truth.extend([None] * len(recent))
     try:
         ref_name, n = build_reference(store, encoder, model_name=name, model_version=version,
-                                      labels=list(candidate.preprocessing.labels), texts=texts, origin=origin)
+                                      labels=list(candidate.preprocessing.labels), texts=texts, origin=origin,
+                                      true_labels=truth, keep_text=keep_text)
     except (ShiftwatchError, ImportError) as exc:
         log.warning("%s %s promoted but no reference set was built: %s", name, version, exc)
         return None, f"reference set not built: {exc}"
-    return ref_name, f"reference set {ref_name} built from {n} rows"
+    n_lab = sum(y is not None for y in truth)
+    return ref_name, f"reference set {ref_name} built from {n} rows ({n_lab} labelled held-out rows)"
 
 
 class ShadowNotReady(RetrainError):
@@ -424,17 +505,19 @@ def shadow_evaluate(
     min_rows: int | None = None,
     device: str | None = None,
 ) -> RetrainOutcome:
-    """Finish a shadow evaluation: score a ``candidate`` on live traffic logged since it was created.
+    """Decide a waiting ``candidate`` again on live traffic logged since it was created.
 
     Both the candidate and the active version score the labelled production
-    rows (with text) that arrived after the candidate was registered — traffic
-    the candidate never trained on. Promote when the production macro-F1
-    gain passes the guard's δ and the original-domain check done at training
-    time still holds; otherwise reject. ``guard`` and ``min_rows`` default to
-    what the retrain that kept the candidate was configured with (else
-    :class:`Guard()` and 50). Fewer than ``min_rows`` such rows raise
-    :class:`ShadowNotReady` and record nothing. A decision is recorded in
-    ``retrain_runs``; a promotion builds the new version's reference set.
+    rows (with text, inside the label set) that arrived after the candidate was
+    registered — traffic it never trained on — and the paired test
+    (:func:`monitor.retrain.guard.judge`) decides with the original-data pairs
+    kept from training time. ``promote`` promotes and builds the new
+    reference; ``reject`` rejects; ``undecided`` keeps the candidate waiting
+    for the rows the test now asks for (``decision="undecided"``). ``guard``
+    and ``min_rows`` default to what the retrain that kept the candidate
+    stored (else :class:`Guard()` and 50). Fewer than ``min_rows`` rows raise
+    :class:`ShadowNotReady` and record nothing; a decision is recorded in
+    ``retrain_runs``.
     """
     registry = Registry(store, settings.registry_dir, settings=settings)
     cand = registry.get(model_name, version)
@@ -467,6 +550,14 @@ def shadow_evaluate(
     return outcome
 
 
+def _kept_original(kept: Mapping[str, Any], n_classes: int) -> PairedPredictions | None:
+    pairs = kept.get("original_pairs")
+    if not pairs:
+        return None
+    return PairedPredictions(np.asarray(pairs["y_true"]), np.asarray(pairs["candidate"]),
+                             np.asarray(pairs["active"]), n_classes)
+
+
 def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand: ModelVersion,
                    rows: list[dict[str, Any]], *, guard: Guard, run_id: str, device: str | None,
                    kept: Mapping[str, Any]) -> RetrainOutcome:
@@ -474,22 +565,31 @@ def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand:
     live = Examples([r["text"] for r in rows], [r["label"] for r in rows])
     dev = resolve_device(device)
     cand_enc = registry.load_encoder(cand, device=dev)
-    cand_f1 = score(cand_enc, live, labels).macro_f1
-    act_f1 = score(registry.load_encoder(active, device=dev), live, labels).macro_f1
-    ev = cand.metrics.get("evaluation") or {}
-    original = {"candidate": float((ev.get("candidate") or {}).get("original", 0.0)),
-                "active": float((ev.get("active") or {}).get("original", 0.0))}
-    decision = decide({"production": cand_f1, "original": original["candidate"]},
-                      {"production": act_f1, "original": original["active"]}, guard)
-    metrics = {**decision.metrics, "n_live": len(live)}
+    act_enc = registry.load_encoder(active, device=dev)
+    pc, pa_ = predict(cand_enc, live, labels), predict(act_enc, live, labels)
+    oos = _out_of_scope(store, name, labels, cand_enc, act_enc, guard, since=cand.created_at)
+    decision = judge(_pairs(pc, pa_), _kept_original(kept, len(labels)), guard, oos=oos)
+    metrics: dict[str, Any] = {"promotion": decision.to_dict(), "n_live": len(live),
+                               "candidate": {"production": pc.scores().macro_f1},
+                               "active": {"production": pa_.scores().macro_f1}}
     reasons = ["shadow: " + r for r in decision.reasons]
-    if not decision.promote:
+    if decision.outcome == "reject":
         registry.set_status(name, cand.version, "rejected", reason="; ".join(decision.reasons))
-        return RetrainOutcome(run_id, name, active.version, cand.version, "rejected", tuple(reasons), metrics)
+        return RetrainOutcome(run_id, name, active.version, cand.version, "rejected", tuple(reasons), metrics,
+                              promotion=decision)
+    if decision.outcome == "undecided":
+        need = max(int(kept.get("min_rows", 0)), len(live) + (decision.more_rows_needed or 0))
+        if need <= len(live):  # more production rows are not what is missing: back off
+            need = 2 * len(live)
+        registry.set_metrics(name, cand.version, {**cand.metrics, "shadow": {**kept, "min_rows": need}})
+        reasons.append(f"shadow: still undecided; decided again once {need} labelled rows logged after it "
+                       "have arrived")
+        return RetrainOutcome(run_id, name, active.version, cand.version, "undecided", tuple(reasons),
+                              metrics, promotion=decision)
     ref_name, note = _promote_with_reference(
-        store, registry, cand, cand_enc, reason=f"shadow evaluation {run_id} passed: " + "; ".join(reasons),
-        origin=f"shadow:{run_id}", fallback_texts=list(live.texts),
-        n_recent=int(kept.get("reference_rows", 1000)), n_min=int(kept.get("min_reference_rows", 200)))
+        store, registry, cand, cand_enc, reason=f"shadow evaluation {run_id}: " + decision.reasons[-1],
+        origin=f"shadow:{run_id}", labelled=live, n_recent=int(kept.get("reference_rows", 1000)),
+        n_min=int(kept.get("min_reference_rows", 200)), keep_text=bool(kept.get("reference_text", False)))
     reasons.append(note)
     return RetrainOutcome(run_id, name, active.version, cand.version, "promoted", tuple(reasons), metrics,
-                          ref_name)
+                          ref_name, promotion=decision)

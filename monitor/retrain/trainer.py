@@ -143,7 +143,9 @@ class TrainConfig:
     the phases; ``head_lr_scale`` multiplies the head's learning rate
     (``lr`` is the top of the layer-wise decay either way);
     ``epochs_per_phase`` is the mean number of epochs per phase when no
-    ``max_steps`` is given.
+    ``max_steps`` is given; ``threads`` is the CPU intra-op thread count
+    during training, fixed so a seed gives the same weights on any machine
+    (``None`` keeps the process's).
     """
 
     strategy: Strategy = "gradual"
@@ -170,8 +172,11 @@ class TrainConfig:
     device: str | None = None
     amp: bool = True
     progress: bool = True
+    threads: int | None = 2
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise RetrainError(f"threads must be >= 1 or None, got {self.threads}")
         if self.strategy not in ("gradual", "full", "head"):
             raise RetrainError(f"strategy must be gradual, full or head, got {self.strategy!r}")
         if (self.phases is not None and self.phases < 1) or self.layers_per_phase < 1:
@@ -669,10 +674,33 @@ def train(
     a fresh head; use strategy ``full``, or ``gradual`` with enough phases).
     ``labels`` fixes the class order. Raises :class:`RetrainError` on bad
     input or a failed run.
+
+    Reproducible: everything is seeded from ``config.seed``, torch runs with
+    deterministic algorithms, and on CPU with ``config.threads`` intra-op
+    threads whatever the process had (a CPU kernel's reduction order depends
+    on its thread count, so the same seed on a 2- and a 16-core machine gives
+    the same weights). Both settings are restored afterwards.
     """
     import torch
 
     cfg = config or TrainConfig()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(model_dir, train_data, val_data, labels=labels, cfg=cfg, out_dir=out_dir,
+                      log_sink=log_sink, on_step=on_step, should_stop=should_stop)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, labels: Sequence[str],
+           cfg: TrainConfig, out_dir: str | Path | None, log_sink: LogSink | None,
+           on_step: StepCallback | None, should_stop: Callable[[], bool] | None) -> TrainResult:
+    import torch
+
     labels = [str(x) for x in labels]
     if len(train_data) == 0 or len(val_data) == 0:
         raise RetrainError(f"need training and validation rows, got {len(train_data)} and {len(val_data)}")

@@ -50,9 +50,11 @@ FROM retrain_runs WHERE $model_name IS NULL OR model_name = $model_name
 ORDER BY started_at DESC;
 
 -- name: retrain_shadow_pending
--- Candidates a retrain kept for shadow evaluation that are still candidates, oldest run first.
+-- Candidates a retrain kept for shadow evaluation (passed, or undecided by the paired test) that are
+-- still candidates, oldest first; one row per candidate however often it was decided again.
 SELECT r.model_name, r.candidate_version
 FROM retrain_runs r
 JOIN model_versions v ON v.model_name = r.model_name AND v.version = r.candidate_version
-WHERE r.status = 'shadow' AND v.status = 'candidate'
-ORDER BY r.started_at;
+WHERE r.status IN ('shadow', 'undecided') AND v.status = 'candidate'
+GROUP BY r.model_name, r.candidate_version
+ORDER BY min(r.started_at), r.model_name, r.candidate_version;

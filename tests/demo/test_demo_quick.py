@@ -6,6 +6,7 @@ reports) and then reads ``OUT/shiftwatch.duckdb`` through the demo's named queri
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,11 +70,19 @@ def test_a_retrain_ran_and_was_decided(demo_out: Path) -> None:
     actions = [a for a in _rows(demo_out, "demo_actions") if a["kind"] == "retrain"]
     assert actions, "no retrain action"
     retrains = _rows(demo_out, "demo_retrain_runs")
-    decided = [r for r in retrains if r["status"] in ("promoted", "rejected")]
+    decided = [r for r in retrains if r["status"] in ("promoted", "rejected", "undecided")]
     assert decided, retrains
     assert decided[0]["candidate_version"] and decided[0]["reasons"]
+    # the paired test's evidence is on record with the decision
+    metrics = decided[0]["metrics"] if isinstance(decided[0]["metrics"], dict) else json.loads(
+        decided[0]["metrics"])
+    evidence = metrics["promotion"]
+    assert evidence["outcome"] == {"promoted": "promote", "rejected": "reject",
+                                   "undecided": "undecided"}[decided[0]["status"]]
+    assert evidence["production"]["n"] > 0 and 0.0 <= evidence["production"]["p_better"] <= 1.0
     versions = {v["version"]: v["status"] for v in _rows(demo_out, "demo_versions")}
-    assert versions[decided[0]["candidate_version"]] in ("active", "rejected")
+    expected = {"promoted": "active", "rejected": "rejected", "undecided": "candidate"}[decided[0]["status"]]
+    assert versions[decided[0]["candidate_version"]] in (expected, "retired", "rejected"), versions
     if decided[0]["status"] == "promoted":
         # the new version got its own reference and later windows were checked against it
         refs = _rows(demo_out, "demo_reference_sets")

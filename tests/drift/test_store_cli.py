@@ -57,6 +57,18 @@ def test_reference_round_trip_and_newest_per_version(store: Store) -> None:
         load_reference(store, "nope")
 
 
+def test_a_version_without_a_reference_uses_its_nearest_ancestors(store: Store) -> None:
+    store.insert_predictions(_records(60, 0))
+    create_reference(store, "r1", store.read_window("m", last_n=60), model_name="m", model_version="v1")
+    for version, parent in (("v1", None), ("v2", "v1"), ("v3", "v2"), ("x", None)):
+        store.fetchall_sql("INSERT INTO model_versions (model_name, version, status, parent_version) "
+                           "VALUES ('m', $v, 'candidate', $p)", {"v": version, "p": parent})
+    assert reference_for(store, "m", "v3") == "r1"  # v3 -> v2 -> v1
+    assert reference_for(store, "m", "x") is None
+    create_reference(store, "r2", store.read_window("m", last_n=60), model_name="m", model_version="v2")
+    assert reference_for(store, "m", "v3") == "r2"
+
+
 def test_check_window_saves_run_and_results(store: Store) -> None:
     store.insert_predictions(_records(300, 0))
     create_reference(store, "base", store.read_window("m"), model_name="m", model_version="v1")

@@ -140,3 +140,29 @@ def test_cli_policy_validate_reports_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"error: {bad}:3: rules[0].when.all[0].drifted: "
                                    "Input should be a valid boolean, unable to interpret input")
+
+
+def test_import_reports_labels_outside_the_label_set_and_keeps_them(store: Store, tmp_path: Path) -> None:
+    recs = queue(store, n=6)
+    version = recs[0]["model_version"]
+    store.fetchall_sql("INSERT INTO model_versions (model_name, version, status, preprocessing) "
+                       "VALUES ('sentiment', $v, 'active', $p)",
+                       {"v": version, "p": json.dumps({"labels": ["negative", "positive"]})})
+    out = tmp_path / "q.jsonl"
+    export_queue(store, out)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    for r, label in zip(rows, ["positive", "refund", "refund", "shipping", "negative", ""], strict=True):
+        r["label"] = label
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = import_labels(store, out)
+    assert (result.labeled, result.skipped) == (5, 1)
+    assert result.out_of_scope == {"refund": 2, "shipping": 1} and result.n_out_of_scope == 3
+    assert result.to_dict()["n_out_of_scope"] == 3
+    line = result.describe()
+    assert "3 label(s) outside the model's label set" in line and "'refund' x2" in line
+    # kept as evidence: stored, and found by the guard's out-of-scope query, not by the training rows
+    stored = dict(store.fetchall_sql("SELECT label, count(*) FROM labels GROUP BY 1"))
+    assert stored == {"positive": 1, "negative": 1, "refund": 2, "shipping": 1}
+    params = {"model_name": "sentiment", "since": None, "n": 100, "labels": ["negative", "positive"]}
+    oos = store.fetch_dicts("promotion_out_of_scope_rows", params)
+    assert sorted(r["label"] for r in oos) == ["refund", "refund", "shipping"]

@@ -355,3 +355,37 @@ def test_step_budget_is_max_steps_or_phases_times_epochs() -> None:
     # 750 rows / batch 16 = 47 steps per epoch; 6 layers, k = 2 -> 5 phases x 1 epoch
     assert TrainConfig().step_budget(750, 6) == 235
     assert TrainConfig(strategy="full", epochs_per_phase=2.0).step_budget(750, 6) == 94
+
+
+def test_same_seed_same_weights_whatever_the_threads_of_the_process(tmp_path: Path) -> None:
+    """Training runs with its own fixed thread count and deterministic algorithms, then restores both."""
+    import torch
+    from safetensors.torch import load_file
+
+    src = make_tiny_bert(tmp_path / "m")
+    seen: list[tuple[int, bool]] = []
+
+    def sink(rows: list[dict[str, Any]]) -> None:
+        seen.append((torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()))
+
+    cfg = TrainConfig(strategy="full", max_steps=12, lr=1e-2, eval_every=6, log_every=3, progress=False,
+                      seed=3, threads=2)
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for ambient in (1, 2):
+            torch.set_num_threads(ambient)
+            train(src, sentences(48, seed=1, labels=("label_0", "label_1")),
+                  sentences(16, seed=2, labels=("label_0", "label_1")), labels=LABELS, config=cfg,
+                  out_dir=tmp_path / f"out{ambient}", log_sink=sink)
+            assert torch.get_num_threads() == ambient  # restored
+            assert not torch.are_deterministic_algorithms_enabled()
+            weights.append(load_file(str(tmp_path / f"out{ambient}" / "model.safetensors")))
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {(2, True)}
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+    with pytest.raises(RetrainError, match="threads"):
+        TrainConfig(threads=0)
