@@ -28,6 +28,6 @@ FROM retrain_runs WHERE run_id = $run_id;
 SELECT run_id, CAST(json_extract(metrics, '$.train.wall_s') AS DOUBLE) AS wall_s,
        CAST(json_extract(metrics, '$.train.steps') AS INTEGER) AS steps
 FROM retrain_runs
-WHERE model_name = $model_name AND status IN ('promoted', 'rejected', 'shadow')
+WHERE model_name = $model_name AND status IN ('promoted', 'rejected', 'shadow', 'undecided')
   AND CAST(json_extract(metrics, '$.train.steps') AS INTEGER) > 0
 ORDER BY finished_at DESC NULLS LAST LIMIT 1;

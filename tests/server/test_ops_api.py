@@ -93,7 +93,8 @@ def test_routes_run_the_operations_and_answer_one_line_errors(
     queue = c.post("/v1/review/export", headers=AUTH, json={"out": str(tmp_path / "q.csv")}).json()
     assert queue["rows"] == 0 and (tmp_path / "q.csv").is_file()
     assert c.post("/v1/review/import", headers=AUTH, json={"file": str(tmp_path / "q.csv")}).json() == {
-        "labeled": 0, "skipped": 0}
+        "labeled": 0, "skipped": 0, "n_out_of_scope": 0, "out_of_scope": {},
+        "summary": "imported 0 label(s); 0 row(s) left blank"}
     cycle = c.post("/v1/checks", headers=AUTH, json={"reports": False}).json()
     assert cycle["ok"] is True and cycle["dry_run"] is False
     assert any(j["job"] == "drift_check:m" for j in cycle["jobs"])
@@ -130,7 +131,7 @@ def test_retrain_routes_start_follow_refuse_a_second_and_cancel(
 
     second = c.post("/v1/retrains", headers=AUTH, json={"model": "m", "config": config}).json()["run_id"]
     done = _until_done(c, second)
-    assert done["state"] in ("promoted", "rejected") and (done["step"], done["total_steps"]) == (8, 8)
+    assert done["state"] in ("promoted", "rejected", "undecided") and (done["step"], done["total_steps"]) == (8, 8)
     assert [r["run_id"] for r in c.get("/v1/retrains?model_name=m", headers=AUTH).json()["runs"]][:2] == [
         second, run_id]
     metrics = c.get("/metrics", headers=AUTH).text
