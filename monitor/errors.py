@@ -3,6 +3,7 @@
     ShiftwatchError         base of everything shiftwatch raises on purpose
     ├── ConfigError         a settings value, policy file or option is invalid
     ├── StoreError          DuckDB could not be opened, migrated, read or written
+    │   └── NotFoundError       a named thing (drift run, reference set …) does not exist
     ├── SchemaError         one or more prediction records are malformed (carries RecordError rows)
     ├── CalculatorError     a drift calculator was misused (not fitted, wrong dims, NaN input)
     ├── PolicyError         a policy file is invalid or a rule cannot be evaluated
@@ -27,6 +28,7 @@ __all__ = [
     "CalculatorError",
     "ConfigError",
     "InsufficientLabels",
+    "NotFoundError",
     "PolicyError",
     "RecordError",
     "RegistryError",
@@ -49,6 +51,10 @@ class ConfigError(ShiftwatchError):
 
 class StoreError(ShiftwatchError):
     """The DuckDB store could not be opened, migrated, read or written."""
+
+
+class NotFoundError(StoreError):
+    """A named thing (a drift run, a reference set, a retrain run) does not exist (HTTP 404)."""
 
 
 @dataclass(frozen=True, slots=True)

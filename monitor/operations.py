@@ -53,6 +53,21 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+#: the longest path, and path component, a request may name (Linux PATH_MAX / NAME_MAX)
+_MAX_PATH_BYTES, _MAX_NAME_BYTES = 4096, 255
+
+
+def _path(value: str, field: str) -> Path:
+    """``value`` as a path a request may name; :class:`ConfigError` (a 400, not a server error)
+    when no file system could hold it."""
+    raw = value.encode("utf-8", "surrogatepass")
+    if not value or len(raw) > _MAX_PATH_BYTES or any(
+            len(part.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for part in Path(value).parts):
+        raise ConfigError(f"{field}: not a usable path ({len(raw)} bytes; at most {_MAX_PATH_BYTES}, "
+                          f"{_MAX_NAME_BYTES} per component)")
+    return Path(value)
+
+
 def _registry(store: Store, settings: Settings) -> Registry:
     from monitor.registry import Registry
 
@@ -91,8 +106,8 @@ def models_register(store: Store, settings: Settings, *, directory: str, name: s
                         pooling=pooling,  # type: ignore[arg-type]
                         labels=tuple(labels or ()))
     mv = _registry(store, settings).register(
-        name, Path(directory), version=version, preprocessing=pre,
-        train_file=Path(train_file) if train_file else None,
+        name, _path(directory, "directory"), version=version, preprocessing=pre,
+        train_file=_path(train_file, "train_file") if train_file else None,
         status="active" if activate else "candidate", reason="registered by CLI",
         embedding_dim=embedding_dim)
     out: dict[str, Any] = _jsonable(mv.to_dict())
@@ -205,7 +220,7 @@ def reference_create(store: Store, settings: Settings, *, name: str, from_file: 
     if from_file is not None:
         if last is not None or start is not None or end is not None:
             raise ConfigError("--from reads a file; --last/--start/--end select a store window")
-        table, _ = read_records(Path(from_file))
+        table, _ = read_records(_path(from_file, "from_file"))
         origin = f"file:{from_file}"
     else:
         if not model:
@@ -253,7 +268,7 @@ def render_reports(store: Store, settings: Settings, *, out: str, model: str | N
     """Render missing run reports, timelines and the index into ``out`` (or re-render one run)."""
     from reports.render import render_all, render_index, render_run, render_timeline
 
-    dest = Path(out)
+    dest = _path(out, "out")
     if run is not None:
         from reports.history import load_run
 
@@ -268,7 +283,7 @@ def review_export(store: Store, settings: Settings, *, out: str, model: str | No
     """Write queued rows for labelling to ``out`` (.csv or .jsonl)."""
     from monitor.review import export_queue
 
-    n = export_queue(store, Path(out), model_name=model, status=None if all_rows else "pending")
+    n = export_queue(store, _path(out, "out"), model_name=model, status=None if all_rows else "pending")
     return {"rows": n, "path": out}
 
 
@@ -277,7 +292,7 @@ def review_import(store: Store, settings: Settings, *, file: str, source: str = 
     model version's label set are counted (``out_of_scope``) and kept as evidence."""
     from monitor.review import import_labels
 
-    result = import_labels(store, Path(file), source=source)
+    result = import_labels(store, _path(file, "file"), source=source)
     return {**result.to_dict(), "summary": result.describe()}
 
 
@@ -285,7 +300,7 @@ def ingest_file(store: Store, settings: Settings, *, file: str, skip_bad: bool =
     """Import a Parquet / JSON Lines file of prediction records."""
     from monitor.recordfile import read_records
 
-    path = Path(file)
+    path = _path(file, "file")
     table, rejected = read_records(path, skip_bad=skip_bad, embedding_dims=store.embedding_dims())
     result = store.insert_predictions(table, skip_bad=skip_bad, source=str(path), validated=True)
     return {"accepted": result.accepted, "duplicates": result.duplicates,
@@ -295,7 +310,7 @@ def ingest_file(store: Store, settings: Settings, *, file: str, skip_bad: bool =
 def export_records(store: Store, settings: Settings, *, out: str, model: str | None = None,
                    start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
     """Export records to a Hive-partitioned Parquet dataset under ``out``."""
-    n = store.export_parquet(Path(out), model_name=model, start=start, end=end)
+    n = store.export_parquet(_path(out, "out"), model_name=model, start=start, end=end)
     return {"exported": n, "out": out}
 
 
@@ -312,7 +327,7 @@ def check(store: Store, settings: Settings, *, dry_run: bool = False, reports: b
     if scheduler is None or dry_run or policy_file is not None:
         updates: dict[str, Any] = {"dry_run": True} if dry_run else {}
         if policy_file is not None:
-            updates["policy_file"] = Path(policy_file)
+            updates["policy_file"] = _path(policy_file, "policy_file")
         scheduler = Scheduler(settings.model_copy(update=updates), store)
     result = scheduler.run_cycle(reports=reports, retention=retention)
     summary: dict[str, Any] = _jsonable(result.to_dict())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.errors import StoreError
+from monitor.errors import NotFoundError, StoreError
 from monitor.store import Store
 
 __all__ = ["Event", "History", "SignalPoint", "load_history", "load_run", "load_runs", "parse_result"]
@@ -36,7 +36,7 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
     """One drift run row (``result`` parsed), or :class:`StoreError` if unknown."""
     rows = store.fetch_dicts("reports_run", {"run_id": run_id})
     if not rows:
-        raise StoreError(f"no drift run '{run_id}'")
+        raise NotFoundError(f"no drift run '{run_id}'")
     row = rows[0]
     row["result"] = parse_result(row["result"])
     return row
