@@ -666,7 +666,9 @@ def validate_table(
     for name in _INT_FIELDS:
         if table[name].null_count < n:
             flag(pc.less(table[name], 0), name, "must not be negative")
-    flag(pc.greater(table["n_unk"], table["n_tokens"]), "n_unk", "must not exceed n_tokens")
+    # compared only where n_tokens is itself valid (a negative one is already named above)
+    flag(pc.and_(pc.greater(table["n_unk"], table["n_tokens"]), pc.greater_equal(table["n_tokens"], 0)),
+         "n_unk", "must not exceed n_tokens")
     sha = table["text_sha256"]
     if sha.null_count < n:
         flag(pc.invert(pc.match_substring_regex(sha, _SHA256)), "text_sha256",

@@ -262,6 +262,15 @@ def test_arbitrary_values_raise_only_the_codec_error(
     records_to_table(records, skip_bad=True)  # never raises with skip_bad
 
 
+def test_a_negative_n_tokens_is_named_alone_by_both_paths() -> None:
+    """Found by hypothesis: the fast path also named n_unk ("exceeds n_tokens") for n_tokens -1."""
+    recs = [_record(n_tokens=5, n_unk=0), _record(event_id="b", n_tokens=-1, n_unk=0)]
+    slow = _outcome(lambda: codec._records_one_by_one(recs, range(2), skip_bad=True, source=None,
+                                                       embedding_dims=None))
+    assert _outcome(lambda: records_to_table(recs, skip_bad=True)) == slow
+    assert slow[1] == [(1, "n_tokens")]
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.lists(valid_records(), min_size=1, max_size=4), st.data())
 def test_fast_and_record_by_record_paths_agree(records: list[dict[str, Any]], data: st.DataObject) -> None:

@@ -131,7 +131,8 @@ def test_retrain_routes_start_follow_refuse_a_second_and_cancel(
 
     second = c.post("/v1/retrains", headers=AUTH, json={"model": "m", "config": config}).json()["run_id"]
     done = _until_done(c, second)
-    assert done["state"] in ("promoted", "rejected", "undecided") and (done["step"], done["total_steps"]) == (8, 8)
+    assert done["state"] in ("promoted", "rejected", "undecided")
+    assert (done["step"], done["total_steps"]) == (8, 8)
     assert [r["run_id"] for r in c.get("/v1/retrains?model_name=m", headers=AUTH).json()["runs"]][:2] == [
         second, run_id]
     metrics = c.get("/metrics", headers=AUTH).text
