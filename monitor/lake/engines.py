@@ -11,6 +11,8 @@ machine: it fans replica-hours out over executors with ``applyInPandas``.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,7 +111,13 @@ class SparkEngine:
             raise ConfigError("the spark engine needs pyspark: pip install 'shiftwatch[spark]' "
                               "and a Java 17 runtime") from exc
         builder = SparkSession.builder.master(master).appName(app_name)
-        settings = {"spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false",
+        # Python workers run this interpreter (with shiftwatch and pyarrow) unless the operator
+        # chose another with PYSPARK_PYTHON: the python3 on PATH may be a bare system one.
+        # (Spark reads the variable when it starts a worker; the conf key alone is not enough
+        # for pandas UDFs in local mode.)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        settings = {"spark.pyspark.python": os.environ["PYSPARK_PYTHON"],
+                    "spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false",
                     "spark.sql.execution.arrow.pyspark.enabled": "true",
                     "spark.sql.session.timeZone": "UTC", **dict(conf or {})}
         for k, v in settings.items():
