@@ -143,7 +143,9 @@ def test_fast_path_accepts_exactly_what_the_record_validator_accepts() -> None:
 
 
 @pytest.mark.slow  # ~1-2 min on 2 cores: 10,000 in-process requests
-def test_openapi_fuzz_every_route(tmp_path: Path) -> None:
+def test_openapi_fuzz_every_route(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # relative paths in fuzzed bodies (report and export directories) land in tmp_path, not the checkout
+    monkeypatch.chdir(tmp_path)
     settings = settings_for(tmp_path, max_body_bytes=200_000, max_batch_records=50)
     app = create_app(settings, start_scheduler=False, enrich=False)
     (tmp_path / "reports").mkdir(parents=True, exist_ok=True)
