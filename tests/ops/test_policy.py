@@ -24,7 +24,7 @@ NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
 def window(i: int, *, emb: bool = False, conf: bool = False, classes: bool = False, n: int = 500,
            conf_delta: float | None = -0.1, model: str = "m", version: str = "v1",
-           **metrics: float | None) -> Window:
+           worse: bool | None = None, **metrics: float | None) -> Window:
     def sig(drifted: bool, p: float) -> SignalObservation:  # raw and corrected flags agree here
         return SignalObservation(drifted=drifted, statistic=0.5 if drifted else 0.01, p_value=p,
                                  corrected=drifted)
@@ -34,7 +34,8 @@ def window(i: int, *, emb: bool = False, conf: bool = False, classes: bool = Fal
         drifted=emb or conf or classes,
         signals={"embedding": sig(emb, 0.001 if emb else 0.6),
                  "confidence": sig(conf, 0.001 if conf else 0.5),
-                 "class_distribution": sig(classes, 0.001 if classes else 0.7)},
+                 "class_distribution": sig(classes, 0.001 if classes else 0.7),
+                 **({} if worse is None else {"performance": sig(worse, 0.001 if worse else 0.4)})},
         metrics={"confidence_mean_delta": conf_delta, **metrics},
         window_end=NOW - timedelta(minutes=10 * (10 - i)),
         diagnosis="covariate" if emb or conf or classes else "none",
@@ -122,11 +123,14 @@ def test_cooldown_is_per_model_version() -> None:
 def test_rollback_after_promotion_on_realized_macro_f1_drop() -> None:
     policy = load_policy(None)
     base = {"hours_since_promotion": 5.0, "n_labeled": 80.0}
-    drop = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, **base)]), now=NOW)
+    drop = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, worse=True, **base)]), now=NOW)
     assert [d.rule for d in drop] == ["rollback-after-promotion"]
     assert [a.kind for a in drop[0].actions] == ["notify", "rollback"]
-    small = evaluate(policy, History([window(1, realized_macro_f1_drop=0.02, **base)]), now=NOW)
+    small = evaluate(policy, History([window(1, realized_macro_f1_drop=0.02, worse=True, **base)]), now=NOW)
     assert small == []
+    # a large drop the performance test does not find significant is noise: no rollback
+    noise = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, worse=False, **base)]), now=NOW)
+    assert noise == []
     long_ago = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, n_labeled=80.0,
                                                 hours_since_promotion=500.0)]), now=NOW)
     assert long_ago == []
