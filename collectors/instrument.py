@@ -93,11 +93,17 @@ class InstrumentedClassifier:
         *,
         labels: Sequence[str | None] | None = None,
         ts: datetime | None = None,
+        event_ids: Sequence[str] | None = None,
     ) -> list[Prediction]:
-        """Classify ``texts`` and log one record per text; ``labels`` are known ground truth."""
+        """Classify ``texts`` and log one record per text; ``labels`` are known ground truth.
+
+        ``event_ids`` are the records' ids (e.g. the serving stack's request ids, so delayed
+        labels can be joined by them later); default a new uuid4 each."""
         texts = list(texts)
         if labels is not None and len(labels) != len(texts):
             raise ValueError(f"{len(labels)} labels for {len(texts)} texts")
+        if event_ids is not None and len(event_ids) != len(texts):
+            raise ValueError(f"{len(event_ids)} event ids for {len(texts)} texts")
         try:
             enc = self.encoder.encode(texts)
         except Exception as exc:
@@ -112,7 +118,8 @@ class InstrumentedClassifier:
         for i, text in enumerate(texts):
             k = int(top[i])
             pred = Prediction(
-                event_id=str(uuid.uuid4()), label=self.labels[k], confidence=float(enc.probs[i, k]),
+                event_id=str(event_ids[i]) if event_ids is not None else str(uuid.uuid4()),
+                label=self.labels[k], confidence=float(enc.probs[i, k]),
                 probs=enc.probs[i], embedding=enc.embeddings[i],
                 n_tokens=int(enc.stats.n_tokens[i]), n_unk=int(enc.stats.n_unk[i]),
                 truncated=bool(enc.stats.truncated[i]), n_chars=int(enc.stats.n_chars[i]),

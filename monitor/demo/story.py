@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -307,7 +308,12 @@ def _serve(state: _State, window: TrafficWindow) -> None:
         task = bar.add_task(window.name, total=len(window.texts))
         for s in range(0, len(window.texts), batch):
             texts = window.texts[s:s + batch]
-            preds = clf.predict(texts, ts=stamps[s])
+            # ids from the seed, window and position: the same seed gives the same rows, so the
+            # same feedback, review and retrain rows are picked on every machine (uuid4 ids
+            # made the order of rows with equal timestamps, and so every pick, a coin toss)
+            ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"shiftwatch-demo/{state.options.seed}/"
+                                  f"{window.index}/{s + j}")) for j in range(len(texts))]
+            preds = clf.predict(texts, ts=stamps[s], event_ids=ids)
             for p, truth in zip(preds, window.labels[s:s + batch], strict=True):
                 correct += int(_predicted_label(p) == truth)
             bar.advance(task, len(texts))

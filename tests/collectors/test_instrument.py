@@ -70,6 +70,19 @@ def test_predictions_shapes_and_token_stats(tiny: tuple[Any, Any]) -> None:
     assert recs[0]["ts"] == when and recs[0]["source"] == "test" and recs[0]["n_unk"] == 0
 
 
+def test_caller_event_ids_are_the_records_ids(tiny: tuple[Any, Any]) -> None:
+    model, tok = tiny
+    sink = ListSink()
+    col = Collector(sink, flush_interval_s=3600)
+    clf = InstrumentedClassifier(model, tok, col, model_name="tiny", model_version="v1", max_length=16)
+    preds = clf.predict(TEXTS, event_ids=["req-1", "req-2", "req-3"])
+    col.close()
+    assert [p.event_id for p in preds] == ["req-1", "req-2", "req-3"]
+    assert [r["event_id"] for r in sink.records] == ["req-1", "req-2", "req-3"]
+    with pytest.raises(ValueError, match="2 event ids for 3 texts"):
+        clf.predict(TEXTS, event_ids=["a", "b"])
+
+
 def test_records_are_valid_store_rows_and_text_is_opt_in(tiny: tuple[Any, Any]) -> None:
     model, tok = tiny
     with Store(":memory:") as store:
