@@ -27,9 +27,9 @@ def main() -> None:
     args = parser.parse_args()
     n_windows, size = (3, 300) if args.quick else (6, 1000)
 
+    from monitor.actions import load_policy
     from monitor.demo.receiver import WebhookReceiver
     from monitor.drift.runs import check_window
-    from monitor.actions import load_policy
     from monitor.policy import History, evaluate
     from monitor.scheduler import Scheduler, window_from_run
     from monitor.settings import Settings
