@@ -128,6 +128,7 @@ def test_one_retrain_per_model_at_a_time(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_worker_process_trains_streams_logs_and_times_out(tmp_path: Path) -> None:
     src = make_tiny_bert(tmp_path / "m")
     cfg = TrainConfig(strategy="head", max_steps=10, log_every=5, eval_every=5, progress=False)

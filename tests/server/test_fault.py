@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from monitor.queries import load_migrations
 from monitor.store import Store
 from tests.server.helpers import AUTH, TOKEN, free_port, record, subprocess_sidecar
+
+pytestmark = pytest.mark.slow  # subprocess sidecars under load (not in make test-fast)
 
 CLIENTS = 3
 BATCH = 200

@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from monitor.store import Store
 from tests.server.helpers import AUTH, record, subprocess_sidecar
+
+pytestmark = pytest.mark.slow  # subprocess sidecars under load (not in make test-fast)
 
 CLIENTS = 4
 BATCH = 250
