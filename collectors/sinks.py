@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from collectors.secrets import read_token_file
 from collectors.spool import Spool, private_dir
 from monitor.errors import ConfigError, RecordError, SchemaError, ShiftwatchError, StoreError
 
@@ -250,15 +251,7 @@ def read_token(token: str | None = None, token_file: str | Path | None = None) -
         if not value:
             raise ConfigError("the token is empty")
         return value
-    if token_file is None:
-        return None
-    try:
-        value = Path(token_file).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the token file {token_file}: {exc}") from exc
-    if not value:
-        raise ConfigError(f"the token file {token_file} is empty")
-    return value
+    return read_token_file(token_file) if token_file is not None else None
 
 
 def _json_default(value: Any) -> Any:

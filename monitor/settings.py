@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collectors.secrets import read_token_file
 from monitor.errors import ConfigError
 
 __all__ = ["Settings", "load_settings", "read_token_file", "resolve_token"]
@@ -99,15 +100,6 @@ class Settings(BaseSettings):
                           "SHIFTWATCH_AUTH=off (--no-auth) to serve without one")
 
 
-def read_token_file(path: str | Path) -> str:
-    """The token in ``path`` with surrounding whitespace (the trailing newline) trimmed."""
-    try:
-        value = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the token file: {exc}") from exc
-    if not value:
-        raise ConfigError(f"{path}: the token file is empty")
-    return value
 
 
 def resolve_token(env: dict[str, str] | None = None) -> str | None:
