@@ -7,7 +7,7 @@ are worth. A benchmark that fails is recorded as failed (its exit code and last 
 left out.
 
     python benchmarks/run_all.py                 # every benchmark, full size
-    python benchmarks/run_all.py --quick         # every benchmark with --quick
+    python benchmarks/run_all.py --quick         # --quick for every benchmark that has it
     python benchmarks/run_all.py bench_ingest bench_drift --out /tmp/bench.md
 """
 
@@ -29,6 +29,11 @@ ROOT = HERE.parent
 def discover() -> list[str]:
     """Every ``benchmarks/bench_*.py``, in name order."""
     return sorted(p.stem for p in HERE.glob("bench_*.py"))
+
+
+def has_quick(name: str) -> bool:
+    """Whether ``benchmarks/<name>.py`` takes ``--quick`` (the others run at full size)."""
+    return '"--quick"' in (HERE / f"{name}.py").read_text(encoding="utf-8")
 
 
 def machine() -> str:
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         print(f"running {name} …", flush=True)
-        results.append(run_one(name, ["--quick"] if args.quick else []))
+        results.append(run_one(name, ["--quick"] if args.quick and has_quick(name) else []))
         print(f"  {name}: exit {results[-1][1]}, {results[-1][2]:.0f} s", flush=True)
     args.out.write_text(page(results, quick=args.quick, started=started) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
