@@ -116,7 +116,7 @@ def test_every_readme_command_works_against_a_running_sidecar_and_retrain_runs_i
         assert "estimated training time" in dry["reasons"][1]
 
         started = json.loads(sw("retrain", "--model", "m", "--max-steps", "30", "--min-labelled", "100",
-                                "--min-improvement", "-1", "--max-forgetting", "1", "--json", *D))
+                                "--alpha", "0.25", "--max-forgetting", "0.5", "--json", *D))
         run_id = started["run_id"]
         busy = runner.invoke(app, ["retrain", "--model", "m", "--max-steps", "6", *D])
         assert busy.exit_code != 0 and "already running" in str(busy.exception), (
@@ -128,8 +128,11 @@ def test_every_readme_command_works_against_a_running_sidecar_and_retrain_runs_i
             if status["state"] not in ("queued", "running", "cancelling"):
                 break
             time.sleep(0.5)
-        assert status["state"] == "promoted", status
+        # the paired test decides (a tiny model may leave it undecided); the loop's commands go on
+        assert status["state"] in ("promoted", "rejected", "undecided"), status
         assert (status["step"], status["total_steps"]) == (30, 30)
+        if status["state"] != "promoted":
+            assert "-> v2 (active)" in sw("promote", "v2", "--model", "m", *D)
         assert all(s["run_id"] == run_id and "elapsed_s" in s and "eta_s" in s for s in seen)
         assert run_id[:12] in sw("retrain", "status", *D)
         metrics = _get(port, "/metrics")
