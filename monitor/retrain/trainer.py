@@ -543,6 +543,21 @@ def plan_steps(model_dir: str | Path, n_train: int, config: TrainConfig) -> list
     return allocate_steps(config.step_budget(n_train, n_layers), weights)
 
 
+def _prepare(model_dir: str | Path, labels: Sequence[str], cfg: TrainConfig
+             ) -> tuple[Any, Any, str, Precision, int]:
+    """Seed, pick device and precision, load the classifier in train mode: (model, tokenizer,
+    device, precision, pad id) — the same start for training and for timing a step."""
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    precision = select_precision(device, amp=cfg.amp)
+    model, tokenizer = load_classifier(model_dir, labels)
+    tokenizer.truncation_side = cfg.truncation_side
+    model.to(device)
+    model.train()
+    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    return model, tokenizer, device, precision, pad_id
+
+
 def measure_step_seconds(model_dir: str | Path, data: Examples, *, labels: Sequence[str],
                          config: TrainConfig, n_steps: int = 2) -> float:
     """Mean wall time of ``n_steps`` forward/backward/AdamW steps on real batches of ``data``.
@@ -554,14 +569,7 @@ def measure_step_seconds(model_dir: str | Path, data: Examples, *, labels: Seque
 
     if len(data) == 0:
         raise RetrainError("cannot time a training step without training rows")
-    seed_everything(config.seed)
-    device = resolve_device(config.device)
-    precision = select_precision(device, amp=config.amp)
-    model, tokenizer = load_classifier(model_dir, labels)
-    tokenizer.truncation_side = config.truncation_side
-    model.to(device)
-    model.train()
-    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    model, tokenizer, device, precision, pad_id = _prepare(model_dir, labels, config)
     ids = _tokenize(tokenizer, data.texts, config.max_length)
     y = _label_ids(data, labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
@@ -707,14 +715,7 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
     if len(labels) < 2:
         raise RetrainError(f"a classifier needs at least two labels, got {labels}")
     y_train, y_val = _label_ids(train_data, labels), _label_ids(val_data, labels)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    precision = select_precision(device, amp=cfg.amp)
-    model, tokenizer = load_classifier(model_dir, labels)
-    tokenizer.truncation_side = cfg.truncation_side
-    model.to(device)
-    model.train()
-    pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    model, tokenizer, device, precision, pad_id = _prepare(model_dir, labels, cfg)
     train_ids = _tokenize(tokenizer, train_data.texts, cfg.max_length)
     evaluate = _Evaluator(model, _tokenize(tokenizer, val_data.texts, cfg.max_length), y_val,
                           pad_id=pad_id, device=device, precision=precision,
