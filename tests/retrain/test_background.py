@@ -4,45 +4,19 @@ the dry run's plan and estimate, and the Prometheus gauges."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor.errors import InsufficientLabels, RetrainCancelled
-from monitor.registry import Preprocessing, Registry
 from monitor.retrain.background import RetrainBusy, RetrainJobs, labelled_count
 from monitor.retrain.service import RetrainConfig, retrain
 from monitor.retrain.trainer import TrainConfig
-from monitor.settings import Settings, load_settings
 from monitor.store import Store
-from tests.conftest import make_tiny_bert
-from tests.retrain.helpers import sentences
+from tests.retrain.helpers import label_rows, retrain_world
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _setup(tmp_path: Path, n_labelled: int = 160) -> tuple[Store, Settings, Registry]:
-    settings = load_settings(db_path=tmp_path / "db.duckdb", registry_dir=tmp_path / "reg")
-    store = Store(":memory:")
-    reg = Registry(store, settings.registry_dir)
-    orig = sentences(300, seed=1)
-    train_file = tmp_path / "train.jsonl"
-    train_file.write_text("\n".join(json.dumps({"text": t, "label": y})
-                                    for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
-    reg.register("m", make_tiny_bert(tmp_path / "v1"), preprocessing=Preprocessing(32, labels=("neg", "pos")),
-                 status="active", train_file=train_file)
-    _label_rows(store, 0, n_labelled)
-    return store, settings, reg
-
-
-def _label_rows(store: Store, first: int, n: int) -> None:
-    prod = sentences(first + n, seed=2, domain="food")
-    ids = range(first, first + n)
-    store.insert_predictions([
-        {"event_id": f"e{i}", "ts": T0 + timedelta(seconds=i), "model_name": "m", "model_version": "v1",
-         "predicted_label": "neg", "confidence": 0.5, "text": prod.texts[i]} for i in ids])
-    store.insert_labels([{"event_id": f"e{i}", "label": prod.labels[i]} for i in ids])
 
 
 def _config(max_steps: int = 12, **kw: object) -> RetrainConfig:
@@ -52,7 +26,7 @@ def _config(max_steps: int = 12, **kw: object) -> RetrainConfig:
 
 
 def test_background_retrain_reports_progress_from_the_trainer_and_records_the_outcome(tmp_path: Path) -> None:
-    store, settings, reg = _setup(tmp_path)
+    store, settings, reg = retrain_world(tmp_path)
     jobs = RetrainJobs(store, settings)
     started = jobs.start("m", reason="test", config=_config(max_steps=12))
     assert jobs.wait(started.run_id, timeout=300)
@@ -83,7 +57,7 @@ def _scrape(jobs: RetrainJobs) -> str:
 
 
 def test_cancel_between_steps_records_cancelled_and_registers_nothing(tmp_path: Path) -> None:
-    store, settings, reg = _setup(tmp_path)
+    store, settings, reg = retrain_world(tmp_path)
     seen: list[int] = []
     with pytest.raises(RetrainCancelled, match="after step 3 of 12"):
         retrain(store, settings, "m", reason="test", config=_config(max_steps=12), run_id="r-cancel",
@@ -97,7 +71,7 @@ def test_cancel_between_steps_records_cancelled_and_registers_nothing(tmp_path: 
 
 
 def test_a_cancelled_background_run_and_one_retrain_per_model(tmp_path: Path) -> None:
-    store, settings, _ = _setup(tmp_path)
+    store, settings, _ = retrain_world(tmp_path)
     jobs = RetrainJobs(store, settings)
     first = jobs.start("m", reason="first", config=_config(max_steps=200))
     with pytest.raises(RetrainBusy, match="already running"):
@@ -114,14 +88,14 @@ def test_a_cancelled_background_run_and_one_retrain_per_model(tmp_path: Path) ->
 
 
 def test_a_run_refused_for_too_few_labels_is_started_again_once_they_arrive(tmp_path: Path) -> None:
-    store, settings, _ = _setup(tmp_path, n_labelled=60)
+    store, settings, _ = retrain_world(tmp_path, n_labelled=60)
     with pytest.raises(InsufficientLabels, match=r"needs at least 100 .* found 60") as info:
         retrain(store, settings, "m", reason="drift alert", config=_config(max_steps=6))
     assert (info.value.needed, info.value.found) == (100, 60)
     jobs = RetrainJobs(store, settings)
     assert jobs.retry_refused() == [{"model_name": "m", "refused_run_id": _refused(store), "needed": 100,
                                      "found": 60, "started_run_id": None}]
-    _label_rows(store, 60, 50)
+    label_rows(store, 60, 50)
     assert labelled_count(store, settings, "m") == 110
     (item,) = jobs.retry_refused()
     assert item["found"] == 110 and item["started_run_id"] is not None
@@ -141,7 +115,7 @@ def _refused(store: Store) -> str:
 
 def test_dry_run_states_steps_phases_and_an_estimate_from_a_measured_or_the_last_step_time(
         tmp_path: Path) -> None:
-    store, settings, _ = _setup(tmp_path)
+    store, settings, _ = retrain_world(tmp_path)
     out = retrain(store, settings, "m", reason="plan", dry_run=True, config=_config(max_steps=40))
     plan = out.metrics["plan"]
     assert plan["total_steps"] == 40 == sum(plan["steps_per_phase"])
@@ -164,7 +138,7 @@ def test_the_policy_retrain_action_hands_its_run_to_the_attached_background_jobs
     from monitor.retrain.background import jobs_for
     from monitor.services import LocalModelServices
 
-    store, settings, _ = _setup(tmp_path)
+    store, settings, _ = retrain_world(tmp_path)
     jobs = RetrainJobs(store, settings).attach()
     assert jobs_for(store) is jobs
     action = RetrainAction({"config": {"use_worker": False, "train": {"max_steps": 6}}})

@@ -3,42 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from monitor.errors import RetrainError
-from monitor.registry import Preprocessing, Registry, read_active_pointer
+from monitor.registry import Registry, read_active_pointer
 from monitor.retrain.evaluate import Guard
 from monitor.retrain.service import RetrainConfig, retrain
 from monitor.retrain.trainer import TrainConfig
 from monitor.retrain.worker import TrainJob, model_lock, run_in_worker
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings
 from monitor.store import Store
 from tests.conftest import make_tiny_bert
-from tests.retrain.helpers import sentences
-
-
-def _setup(tmp_path: Path, n_labelled: int = 160, *,
-           on_disk: bool = False) -> tuple[Store, Settings, Registry]:
-    settings = load_settings(db_path=tmp_path / "db.duckdb", registry_dir=tmp_path / "reg")
-    store = Store(settings.db_path if on_disk else ":memory:")
-    reg = Registry(store, settings.registry_dir)
-    orig = sentences(300, seed=1)
-    train_file = tmp_path / "train.jsonl"
-    train_file.write_text("\n".join(json.dumps({"text": t, "label": y})
-                                    for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
-    reg.register("m", make_tiny_bert(tmp_path / "v1"), preprocessing=Preprocessing(32, labels=("neg", "pos")),
-                 status="active", train_file=train_file)
-    prod = sentences(n_labelled, seed=2, domain="food")
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    store.insert_predictions([
-        {"event_id": f"e{i}", "ts": t0 + timedelta(seconds=i), "model_name": "m", "model_version": "v1",
-         "predicted_label": "neg", "confidence": 0.5, "text": t} for i, t in enumerate(prod.texts)])
-    store.insert_labels([{"event_id": f"e{i}", "label": y} for i, y in enumerate(prod.labels)])
-    return store, settings, reg
+from tests.retrain.helpers import retrain_world, sentences
 
 
 def _config(**kw: object) -> RetrainConfig:
@@ -48,7 +28,7 @@ def _config(**kw: object) -> RetrainConfig:
 
 
 def test_retrain_promotes_a_better_candidate_and_builds_a_reference(tmp_path: Path) -> None:
-    store, settings, reg = _setup(tmp_path)
+    store, settings, reg = retrain_world(tmp_path)
     out = retrain(store, settings, "m", reason="drift", config=_config())
     assert out.decision == "promoted", out.reasons
     assert (out.parent_version, out.candidate_version) == ("v1", "v2")
@@ -80,7 +60,7 @@ def test_retrain_promotes_a_better_candidate_and_builds_a_reference(tmp_path: Pa
 def test_retrain_keeps_an_unproven_candidate_in_shadow(tmp_path: Path) -> None:
     from monitor.retrain.service import pending_shadow
 
-    store, settings, reg = _setup(tmp_path)
+    store, settings, reg = retrain_world(tmp_path)
     cfg = RetrainConfig(train=TrainConfig(strategy="head", max_steps=6, progress=False), use_worker=False,
                         min_labelled=100, guard=Guard(max_forgetting=0.0))
     out = retrain(store, settings, "m", reason="drift", config=cfg)
@@ -108,7 +88,7 @@ def test_retrain_keeps_an_unproven_candidate_in_shadow(tmp_path: Path) -> None:
 
 
 def test_retrain_refuses_too_few_labelled_rows_and_records_the_failure(tmp_path: Path) -> None:
-    store, settings, reg = _setup(tmp_path, n_labelled=30)
+    store, settings, reg = retrain_world(tmp_path, n_labelled=30)
     with pytest.raises(RetrainError, match=r"found 30 \(70 more needed\)"):
         retrain(store, settings, "m", reason="drift", config=_config())
     run = store.fetch_dicts("retrain_runs", {"model_name": "m"})[0]
@@ -165,7 +145,7 @@ def test_cli_register_promote_rollback(tmp_path: Path) -> None:
 def _shadow_candidate(tmp_path: Path, *, min_rows: int = 50,
                       on_disk: bool = False) -> tuple[Store, Settings, Registry]:
     """v1 active, v2 a retrained candidate that passed the test, kept for shadow evaluation (alpha 0.1)."""
-    store, settings, reg = _setup(tmp_path, on_disk=on_disk)
+    store, settings, reg = retrain_world(tmp_path, on_disk=on_disk)
     out = retrain(store, settings, "m", reason="drift", config=_config(
         shadow=True, shadow_min_rows=min_rows, guard=Guard(alpha=0.1)))
     assert out.decision == "shadow", out.reasons
