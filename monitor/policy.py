@@ -104,6 +104,13 @@ METRICS: dict[str, str] = {
     "realized_accuracy_drop": "reference accuracy minus window accuracy",
     "realized_macro_f1_drop": "reference macro-F1 minus window macro-F1",
     "hours_since_promotion": "hours since the window's model version was promoted over an active one",
+    "parent_paired_p": "one-sided exact McNemar p-value that the version is worse than the version it "
+                       "was promoted over, both scored on the same labelled rows with text logged since "
+                       "the promotion (monitor.retrain.postpromotion)",
+    "parent_accuracy_delta": "accuracy of the version minus that of the version it was promoted over, "
+                             "on those same rows",
+    "n_paired_with_parent": "labelled rows with text (label in the label set) both versions were scored on",
+    "n_labeled_since_promotion": "rows with ground truth logged since the promotion, with text or not",
     "latency_p50_ms": "operational health: latency median",
     "latency_p95_ms": "operational health: latency 95th percentile",
     "latency_p99_ms": "operational health: latency 99th percentile",

@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEALTH_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_per_s", "error_rate",
                    "n_errors", "n_tokenizer_failures", "queue_depth_max", "dropped", "sink_failures")
+_PARENT_METRICS = ("parent_paired_p", "parent_accuracy_delta", "n_paired_with_parent",
+                   "n_labeled_since_promotion")  # monitor.retrain.postpromotion.PARENT_METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +123,14 @@ def _f(value: Any) -> float | None:
 
 
 def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None,
-                    version: dict[str, Any] | None = None, now: datetime | None = None) -> Window:
+                    version: dict[str, Any] | None = None, now: datetime | None = None,
+                    parent: dict[str, Any] | None = None) -> Window:
     """The policy's view of one stored drift run (``ops_run`` / ``ops_run_history`` row).
 
     Metrics come from the signals' details (confidence means, realized or CBPE-estimated
-    performance), the health window of the same run, and the registry (time since the version
-    was last promoted over another active version; ``version["promoted_at"]``).
+    performance), the health window of the same run, the registry (time since the version
+    was last promoted over another active version; ``version["promoted_at"]``) and the paired
+    test against the version it replaced (``parent``: a ``parent_checks.evidence`` object).
     """
     result = json.loads(run["result"]) if isinstance(run["result"], str) else dict(run["result"])
     signals: dict[str, SignalObservation] = {}
@@ -144,7 +148,7 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
                                         ("confidence_mean_delta", "estimated_accuracy_drop", "n_labeled",
                                          "realized_accuracy", "realized_macro_f1",
                                          "realized_accuracy_drop", "realized_macro_f1_drop",
-                                         "hours_since_promotion", *_HEALTH_METRICS)}
+                                         "hours_since_promotion", *_PARENT_METRICS, *_HEALTH_METRICS)}
     metrics["n_current"] = float(run["n_current"])
     diag = result.get("diagnosis") if isinstance(result.get("diagnosis"), dict) else None
     if diag is None and result.get("signals") is not None and "n_reference" in result:
@@ -170,6 +174,9 @@ def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None
         ref_f1 = _f(perf.get("reference_macro_f1"))
         if ref_f1 is not None:
             metrics["realized_macro_f1_drop"] = ref_f1 - float(perf["current_macro_f1"])
+    for key in _PARENT_METRICS:
+        if parent:
+            metrics[key] = _f((parent.get("metrics") or {}).get(key))
     for key in _HEALTH_METRICS:
         if health:
             metrics[key] = _f(health.get(key))
@@ -269,6 +276,12 @@ class Scheduler:
                     skipped[model_name] = why
                 if waiting is not None:
                     enriching[model_name] = waiting
+                if new_checks and self.parent_check_due(new_checks[-1]):
+                    pr = FunctionJob(self.store, f"parent_check:{model_name}",
+                                     partial(self.compare_with_parent, new_checks))()
+                    jobs.append(pr)
+                    if pr.ok:
+                        new_checks = pr.result
                 for wc in new_checks:
                     runs.append(wc.run_id)
                     checks.append(wc)
@@ -406,6 +419,20 @@ class Scheduler:
             return None
         return summary
 
+    def parent_check_due(self, check: WindowCheck) -> bool:
+        """Whether the policy reads the paired test against the parent for this window's version
+        (promoted over another, within the rules' horizon): :func:`monitor.retrain.postpromotion.due`."""
+        from monitor.retrain.postpromotion import due
+
+        return due(self.store, self.policy, check.model_name, check.model_version, check.end)
+
+    def compare_with_parent(self, checks: Sequence[WindowCheck]) -> list[WindowCheck]:
+        """The window checks of one model version with their paired test against the version it
+        replaced (:func:`monitor.retrain.postpromotion.attach`)."""
+        from monitor.retrain.postpromotion import attach
+
+        return attach(self.store, self.settings, self.policy, checks)
+
     # -- policy ----------------------------------------------------------------------------
     def history_for(self, run_id: str, *, current: WindowCheck | None = None) -> History:
         """The windows (oldest first) and cooldown marks the policy needs to judge ``run_id``.
@@ -433,11 +460,14 @@ class Scheduler:
                 break
             if current is not None and row["run_id"] == run_id:
                 keep.append(window_from_run(current.run_row(), health=current.health_row(),
-                                            version=vinfo[0] if vinfo else None, now=now))
+                                            version=vinfo[0] if vinfo else None, now=now,
+                                            parent=current.parent_row()))
                 continue
             health = self.store.fetch_dicts("ops_run_health", {"run_id": row["run_id"]})
+            parent = self.store.fetch_dicts("parent_check", {"run_id": row["run_id"]})
             keep.append(window_from_run(row, health=health[0] if health else None,
-                                        version=vinfo[0] if vinfo else None, now=now))
+                                        version=vinfo[0] if vinfo else None, now=now,
+                                        parent=json.loads(parent[0]["evidence"]) if parent else None))
         keep.reverse()
         cooldown = max((r.cooldown for r in self.policy.rules), default=timedelta(0))
         fired = [PastDecision(rule=str(d["rule"]), model_name=model_name, model_version=str(version),

@@ -1,8 +1,10 @@
 """One window checked in memory: what drift, policy, actions and the report renderer share.
 
 The scheduler reads each pending window once per cycle and builds a :class:`WindowCheck`:
-the window's records, its reference set, the saved :class:`~monitor.drift.suite.DriftReport`
-and the operational :class:`~monitor.opshealth.HealthSummary` of the same rows. The policy's
+the window's records, its reference set, the saved :class:`~monitor.drift.suite.DriftReport`,
+the operational :class:`~monitor.opshealth.HealthSummary` of the same rows and, for a version
+promoted over another, the paired test against that parent as of the window's end
+(:class:`~monitor.retrain.postpromotion.ParentCheck`). The policy's
 view of it (:meth:`WindowCheck.run_row`), the actions' window/reference loaders and the run
 report are all built from this one object, so nothing downstream reads the window again.
 """
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 
     from monitor.drift.suite import DriftReport
     from monitor.opshealth import HealthSummary
+    from monitor.retrain.postpromotion import ParentCheck
 
 __all__ = ["EnrichingWindow", "WindowCheck"]
 
@@ -36,6 +39,7 @@ class WindowCheck:
     reference: pa.Table
     report: DriftReport
     health: HealthSummary | None = None
+    parent: ParentCheck | None = None
 
     def run_row(self) -> dict[str, Any]:
         """The run as an ``ops_run`` row (what :func:`monitor.scheduler.window_from_run` reads)."""
@@ -49,6 +53,10 @@ class WindowCheck:
         if self.health is None:
             return None
         return self.health.to_dict()
+
+    def parent_row(self) -> dict[str, Any] | None:
+        """The paired test against the parent as a ``parent_checks.evidence`` object (``None``: none ran)."""
+        return None if self.parent is None else self.parent.to_dict()
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -61,11 +61,14 @@ from monitor.retrain.trainer import (
 from monitor.retrain.worker import TrainJob, model_lock, run_in_worker, run_inline
 
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
+
     from monitor.settings import Settings
     from monitor.store import Store
 
 __all__ = ["RetrainConfig", "RetrainOutcome", "ShadowCheck", "ShadowNotReady", "check_pending_shadow",
-           "estimate", "evaluate_candidate", "pending_shadow", "retrain", "shadow_evaluate"]
+           "estimate", "evaluate_candidate", "live_examples", "live_rows", "load_encoders", "pending_shadow",
+           "retrain", "shadow_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -527,10 +530,7 @@ def shadow_evaluate(
     kept = cand.metrics.get("shadow") or {}
     guard = guard or Guard(**kept.get("guard", {}))
     min_rows = int(min_rows if min_rows is not None else kept.get("min_rows", 50))
-    labels = list(active.preprocessing.labels)
-    rows = [r for r in store.fetch_dicts("retrain_labelled_rows",
-                                         {"model_name": model_name, "since": cand.created_at})
-            if r["label"] in set(labels)]
+    rows = live_rows(store, model_name, active.preprocessing.labels, since=cand.created_at)
     if len(rows) < min_rows:
         raise ShadowNotReady(f"shadow evaluation of {model_name} {version} needs {min_rows} labelled rows "
                              f"logged since {cand.created_at}, found {len(rows)}")
@@ -550,6 +550,29 @@ def shadow_evaluate(
     return outcome
 
 
+def live_rows(store: Store, model_name: str, labels: Sequence[str], *, since: datetime | None
+              ) -> list[dict[str, Any]]:
+    """Labelled production rows of ``model_name`` with text and a label inside ``labels``, logged at
+    or after ``since``, oldest first (``retrain_labelled_rows``): the live rows two versions are
+    both scored on, by a shadow evaluation and by the post-promotion check
+    (:mod:`monitor.retrain.postpromotion`)."""
+    keep = set(labels)
+    return [r for r in store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name, "since": since})
+            if r["label"] in keep]
+
+
+def live_examples(rows: Sequence[Mapping[str, Any]]) -> Examples:
+    """The texts and labels of :func:`live_rows` rows."""
+    return Examples([str(r["text"]) for r in rows], [str(r["label"]) for r in rows])
+
+
+def load_encoders(registry: Registry, first: ModelVersion, second: ModelVersion, *,
+                  device: str | None = None) -> tuple[Any, Any]:
+    """Both versions' classifiers on one device (``None``: CUDA when there is one), checksums verified."""
+    dev = resolve_device(device)
+    return registry.load_encoder(first, device=dev), registry.load_encoder(second, device=dev)
+
+
 def _kept_original(kept: Mapping[str, Any], n_classes: int) -> PairedPredictions | None:
     pairs = kept.get("original_pairs")
     if not pairs:
@@ -562,10 +585,8 @@ def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand:
                    rows: list[dict[str, Any]], *, guard: Guard, run_id: str, device: str | None,
                    kept: Mapping[str, Any]) -> RetrainOutcome:
     name, labels = active.model_name, list(active.preprocessing.labels)
-    live = Examples([r["text"] for r in rows], [r["label"] for r in rows])
-    dev = resolve_device(device)
-    cand_enc = registry.load_encoder(cand, device=dev)
-    act_enc = registry.load_encoder(active, device=dev)
+    live = live_examples(rows)
+    cand_enc, act_enc = load_encoders(registry, cand, active, device=device)
     pc, pa_ = predict(cand_enc, live, labels), predict(act_enc, live, labels)
     oos = _out_of_scope(store, name, labels, cand_enc, act_enc, guard, since=cand.created_at)
     decision = judge(_pairs(pc, pa_), _kept_original(kept, len(labels)), guard, oos=oos)

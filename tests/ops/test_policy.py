@@ -49,13 +49,14 @@ def fired(decisions: list, rule: str) -> list:
 def test_shipped_default_policy_loads() -> None:
     policy = load_policy(None)
     names = [r.name for r in policy.rules]
-    assert names == ["drift", "correlated-drift", "rollback-after-promotion"]
+    assert names == ["drift", "correlated-drift", "rollback-after-promotion", "promotion-unverified"]
     assert policy.rules[0].for_ == 2 and [a.kind for a in policy.rules[0].actions] == ["notify"]
     correlated = policy.rules[1]
     assert correlated.for_ == 2 and correlated.min_samples == 200 and correlated.severity == "critical"
     assert [a.kind for a in correlated.actions] == ["notify", "review", "retrain"]
     assert correlated.cooldown == timedelta(hours=24)
     assert [a.kind for a in policy.rules[2].actions] == ["notify", "rollback"]
+    assert [a.kind for a in policy.rules[3].actions] == ["notify"]
 
 
 def test_embedding_drift_alone_only_notifies() -> None:
@@ -120,22 +121,44 @@ def test_cooldown_is_per_model_version() -> None:
     assert d1.outcome == "cooldown"
 
 
-def test_rollback_after_promotion_on_realized_macro_f1_drop() -> None:
+def test_rollback_after_promotion_asks_the_paired_test_against_the_parent() -> None:
     policy = load_policy(None)
-    base = {"hours_since_promotion": 5.0, "n_labeled": 80.0}
-    drop = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, worse=True, **base)]), now=NOW)
-    assert [d.rule for d in drop] == ["rollback-after-promotion"]
-    assert [a.kind for a in drop[0].actions] == ["notify", "rollback"]
-    small = evaluate(policy, History([window(1, realized_macro_f1_drop=0.02, worse=True, **base)]), now=NOW)
-    assert small == []
-    # a large drop the performance test does not find significant is noise: no rollback
-    noise = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, worse=False, **base)]), now=NOW)
-    assert noise == []
-    long_ago = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, n_labeled=80.0,
+    base = {"hours_since_promotion": 5.0, "n_paired_with_parent": 80.0, "n_labeled_since_promotion": 80.0}
+    worse = evaluate(policy, History([window(1, parent_paired_p=0.01, parent_accuracy_delta=-0.1, **base)]),
+                     now=NOW)
+    assert [d.rule for d in worse] == ["rollback-after-promotion"]
+    assert [a.kind for a in worse[0].actions] == ["notify", "rollback"]
+    assert worse[0].evidence["metrics"]["parent_paired_p"] == 0.01
+    # a large drop against the version's own reference, significant, while the promoted version
+    # is no worse than its parent on the same rows: harder traffic, not a bad promotion
+    harder = evaluate(policy, History([window(1, realized_macro_f1_drop=0.2, worse=True, parent_paired_p=0.9,
+                                              parent_accuracy_delta=0.05, **base)]), now=NOW)
+    assert harder == []
+    at_alpha = evaluate(policy, History([window(1, parent_paired_p=0.05, **base)]), now=NOW)
+    assert [d.rule for d in at_alpha] == ["rollback-after-promotion"]
+    above = evaluate(policy, History([window(1, parent_paired_p=0.0501, **base)]), now=NOW)
+    assert above == []
+    few = evaluate(policy, History([window(1, parent_paired_p=0.001, hours_since_promotion=5.0,
+                                           n_paired_with_parent=49.0)]), now=NOW)
+    assert few == []
+    long_ago = evaluate(policy, History([window(1, parent_paired_p=0.001, n_paired_with_parent=80.0,
                                                 hours_since_promotion=500.0)]), now=NOW)
     assert long_ago == []
-    unknown = evaluate(policy, History([window(1, realized_macro_f1_drop=None, **base)]), now=NOW)
+    unknown = evaluate(policy, History([window(1, parent_paired_p=None, **base)]), now=NOW)
     assert unknown == []
+
+
+def test_a_drop_after_a_promotion_without_rows_to_pair_only_notifies() -> None:
+    policy = load_policy(None)
+    base = {"hours_since_promotion": 5.0, "n_labeled_since_promotion": 80.0, "realized_macro_f1_drop": 0.12}
+    no_text = evaluate(policy, History([window(1, worse=True, n_paired_with_parent=0.0, **base)]), now=NOW)
+    assert [(d.rule, d.severity) for d in no_text] == [("promotion-unverified", "warning")]
+    assert [a.kind for a in no_text[0].actions] == ["notify"]
+    noise = evaluate(policy, History([window(1, worse=False, n_paired_with_parent=0.0, **base)]), now=NOW)
+    assert noise == []
+    paired = evaluate(policy, History([window(1, worse=True, n_paired_with_parent=80.0, parent_paired_p=0.6,
+                                              **base)]), now=NOW)
+    assert paired == []  # the paired test ran: it decides
 
 
 def test_statistic_p_value_health_and_nested_any() -> None:

@@ -292,38 +292,99 @@ def test_sidecar_lifespan_starts_and_stops_the_real_scheduler(tmp_path: Path) ->
         assert jobs and jobs[0]["status"] == "ok"
 
 
-def test_macro_f1_drop_after_a_promotion_rolls_back(store: Store, tmp_path: Path, tiny_bert_dir: Path,
-                                                    receiver: Receiver) -> None:
-    from monitor.registry import Registry
+def _promoted_world(store: Store, tmp_path: Path, tiny_bert_dir: Path, *, right: str, share: float,
+                    text: bool = True) -> tuple[Any, datetime]:
+    """v1 (a tiny classifier) active, then v2 = v1 with its head flipped, promoted over it; v2's
+    labelled reference (its own predictions, 90 % right) and one window of 300 labelled rows after
+    the promotion whose labels agree with version ``right`` on ``share`` of the rows (so v2 is
+    right exactly where v1 is wrong). Returns the registry and the scheduler's clock."""
+    from monitor.registry import Preprocessing, Registry
+    from tests.retrain.helpers import flip_head, sentences
 
     registry = Registry(store, tmp_path / "models")
-    registry.register("sentiment", tiny_bert_dir, version="v1", status="active")
-    registry.register("sentiment", tiny_bert_dir, version="v2", parent="v1")
+    pre = Preprocessing(32, labels=("negative", "positive"))
+    v1 = registry.register("sentiment", tiny_bert_dir, version="v1", preprocessing=pre, status="active")
+    registry.register("sentiment", flip_head(tiny_bert_dir, tmp_path / "v2"), version="v2", preprocessing=pre,
+                      parent="v1")
     registry.promote("sentiment", "v2", reason="retrained on production labels")
     promoted_at = store.fetchall_sql(
         "SELECT max(created_at) FROM registry_events WHERE kind = 'promote'")[0][0]
     start = promoted_at + timedelta(seconds=1)  # live traffic of v2 after its promotion
     now = start + timedelta(hours=2)
-    seed_reference_labelled = make_records(300, seed=1, start=now - timedelta(days=3), version="v2",
-                                           labelled=1.0)
-    table, _ = records_to_table(seed_reference_labelled)
+    table, _ = records_to_table(make_records(300, seed=1, start=now - timedelta(days=3), version="v2",
+                                             labelled=1.0))
     create_reference(store, "ref-v2", table, model_name="sentiment", model_version="v2", origin="test")
-    window = make_records(300, seed=2, start=start, version="v2", labelled=1.0)
-    for i, r in enumerate(window):  # the promoted model is wrong on half of the labelled traffic
-        if i % 2 == 0:
-            r["label"] = "negative" if r["predicted_label"] == "positive" else "positive"
+    texts = sentences(300, seed=4, labels=("negative", "positive")).texts
+    probs = registry.load_encoder(v1, device="cpu").encode(texts).probs
+    v1_pred = [("negative", "positive")[int(k)] for k in probs.argmax(axis=1)]  # type: ignore[union-attr]
+    v2_pred = ["positive" if p == "negative" else "negative" for p in v1_pred]
+    good = v1_pred if right == "v1" else v2_pred
+    window = make_records(300, seed=2, start=start, version="v2")
+    for i, r in enumerate(window):  # what v2 served, and the truth that arrived later
+        r.update(text=texts[i] if text else None, predicted_label=v2_pred[i],
+                 label=good[i] if (i % 100) < share * 100 else
+                 ("positive" if good[i] == "negative" else "negative"))
     store.insert_predictions(window)
+    return registry, now
+
+
+def test_a_promoted_version_worse_than_its_parent_on_the_same_rows_rolls_back(
+        store: Store, tmp_path: Path, tiny_bert_dir: Path, receiver: Receiver) -> None:
+    # a flipped-label promotion: the labels agree with v1 on 80 % of the rows, so v2 is right on 20 %
+    registry, now = _promoted_world(store, tmp_path, tiny_bert_dir, right="v1", share=0.8)
     sched = Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: now)
     result = sched.run_cycle(reports=False)
+    assert [j.job for j in result.jobs][:3] == ["drift_check:sentiment", "parent_check:sentiment",
+                                                "evaluate_policy:sentiment"], result.to_dict()
     fired = [d for d in result.decisions if d.outcome == "fired"]
     assert [d.rule for d in fired] == ["rollback-after-promotion"], result.to_dict()
     metrics = fired[0].evidence["metrics"]
-    assert metrics["realized_macro_f1_drop"] > 0.3 and 0 < metrics["hours_since_promotion"] < 0.1
+    assert metrics["n_paired_with_parent"] == 300 and metrics["parent_paired_p"] < 1e-10
+    assert metrics["parent_accuracy_delta"] == pytest.approx(0.2 - 0.8)
     assert [(a.kind, a.status) for a in result.actions] == [("notify", "ok"), ("rollback", "ok")]
     assert result.actions[1].detail == {"from_version": "v2", "active_version": "v1"}
     active = registry.active("sentiment")
     assert active is not None and active.version == "v1"
     assert receiver.requests[0]["json"]["alert"]["rule"] == "rollback-after-promotion"
+    (run_id,) = result.drift_runs
+    (stored,) = store.fetch_dicts("parent_check", {"run_id": run_id})
+    assert stored["parent_version"] == "v1"
+    # re-judging the stored run reads the same evidence from parent_checks
+    again = {d.rule: d.evidence["metrics"] for d in sched.evaluate_run(run_id)[0]}
+    assert again["rollback-after-promotion"]["parent_paired_p"] == metrics["parent_paired_p"]
+
+
+def test_a_better_promoted_version_on_a_hard_new_window_does_not_roll_back(
+        store: Store, tmp_path: Path, tiny_bert_dir: Path, receiver: Receiver) -> None:
+    # a hard window for both: v2 is right on 70 % (its reference: 90 %), v1 on 30 % of the same rows
+    registry, now = _promoted_world(store, tmp_path, tiny_bert_dir, right="v2", share=0.7)
+    sched = Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: now)
+    result = sched.run_cycle(reports=False)
+    assert result.ok, result.to_dict()
+    assert [d.rule for d in result.decisions if d.outcome == "fired"] == []
+    (run_id,) = result.drift_runs
+    window = sched.history_for(run_id).windows[-1]
+    # the old rule (realized drop against the version's own reference, significant) would have fired
+    assert window.metrics["realized_macro_f1_drop"] > 0.05 and window.signals["performance"].drifted
+    assert window.metrics["parent_accuracy_delta"] == pytest.approx(0.7 - 0.3)
+    assert window.metrics["parent_paired_p"] > 0.5 and window.metrics["n_paired_with_parent"] == 300
+    active = registry.active("sentiment")
+    assert active is not None and active.version == "v2" and receiver.requests == []
+
+
+def test_without_text_the_paired_test_cannot_run_and_only_a_human_is_told(
+        store: Store, tmp_path: Path, tiny_bert_dir: Path, receiver: Receiver) -> None:
+    registry, now = _promoted_world(store, tmp_path, tiny_bert_dir, right="v1", share=0.8, text=False)
+    sched = Scheduler(settings_for(tmp_path), store, policy=default_with(receiver), clock=lambda: now)
+    result = sched.run_cycle(reports=False)
+    fired = [d for d in result.decisions if d.outcome == "fired"]
+    assert [d.rule for d in fired] == ["promotion-unverified"], result.to_dict()
+    metrics = fired[0].evidence["metrics"]
+    assert metrics["n_paired_with_parent"] == 0 and metrics["n_labeled_since_promotion"] == 300
+    assert metrics["parent_paired_p"] is None
+    assert [(a.kind, a.status) for a in result.actions] == [("notify", "ok")]
+    active = registry.active("sentiment")
+    assert active is not None and active.version == "v2"
 
 
 def test_evaluating_an_unknown_run_is_a_policy_error(store: Store, tmp_path: Path) -> None:

@@ -63,3 +63,18 @@ def retrain_world(tmp_path: Path, n_labelled: int = 160, *,
                  status="active", train_file=train_file)
     label_rows(store, 0, n_labelled)
     return store, settings, reg
+
+
+def flip_head(src: Path, dst: Path) -> Path:
+    """A copy of the classifier in ``src`` whose head predicts the opposite class on every row (a
+    two-class head with its rows swapped): what a candidate trained on flipped labels learns."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(src))
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight.flip(0))
+        model.classifier.bias.copy_(model.classifier.bias.flip(0))
+    model.save_pretrained(str(dst))
+    AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(dst))
+    return dst

@@ -2,7 +2,8 @@
 
 Real pieces end to end: a real uvicorn sidecar on loopback (``create_app`` with its scheduler
 running drift cycles), the example serving app (``examples/serving_app.py``: HttpSink to the
-sidecar, ACTIVE-pointer watcher), the shipped ``rollback-after-promotion`` rule, the notify
+sidecar, ACTIVE-pointer watcher), the shipped ``rollback-after-promotion`` rule (the paired test of
+the promoted version against the version it replaced, on the same labelled live rows), the notify
 action posting to a local webhook receiver, and the rollback action moving the pointer.
 """
 
@@ -36,13 +37,12 @@ actions:
   notify: {{url: "{url}", format: generic, timeout_s: 5, retries: 1, backoff_s: 0.1}}
 rules:
   - name: rollback-after-promotion
-    description: Realized macro-F1 fell by more than 0.05 within a week of a promotion.
+    description: Since its promotion, significantly worse than the version it replaced on the same rows.
     when:
       all:
         - {{metric: hours_since_promotion, le: 168}}
-        - {{metric: n_labeled, ge: 50}}
-        - {{metric: realized_macro_f1_drop, gt: 0.05}}
-    min_samples: 50
+        - {{metric: n_paired_with_parent, ge: 50}}
+        - {{metric: parent_paired_p, le: 0.05}}
     for: 1
     cooldown: 24h
     severity: critical
