@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.errors import ConfigError, RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from monitor.jobs import JobRun
     from monitor.registry import Registry
     from monitor.settings import Settings
     from monitor.store import Store
@@ -43,6 +44,7 @@ __all__ = [
     "retrain_list",
     "retrain_now",
     "retrain_status",
+    "retry_refused_retrains",
     "review_export",
     "review_import",
     "rollback",
@@ -321,6 +323,11 @@ def check(store: Store, settings: Settings, *, dry_run: bool = False, reports: b
     ``scheduler``: run the cycle on this :class:`~monitor.scheduler.Scheduler` (the sidecar's,
     so the cycle cannot overlap its scheduled one) unless a dry run or another policy file
     asks for a scheduler of their own.
+
+    Then (not in a dry run) retrains refused for too few labelled rows are started again where
+    the labels have arrived since (:func:`retry_refused_retrains`, job ``retrain_retry``;
+    ``summary["retrain_retry"]``): the one-shot ``shiftwatch check`` does what the sidecar's
+    retry loop does.
     """
     from monitor.scheduler import Scheduler
 
@@ -333,4 +340,39 @@ def check(store: Store, settings: Settings, *, dry_run: bool = False, reports: b
     summary: dict[str, Any] = _jsonable(result.to_dict())
     summary["ok"] = result.ok
     summary["dry_run"] = bool(scheduler.settings.dry_run)
+    if not scheduler.settings.dry_run:
+        retry = retry_refused_retrains(store, settings)
+        if retry is not None:
+            summary["jobs"].append({"job": retry.job, "status": retry.status,
+                                    "duration_s": round(retry.duration_s, 3), "error": retry.error})
+            summary["retrain_retry"] = _jsonable(retry.result) if retry.ok else []
+            summary["ok"] = summary["ok"] and retry.ok
     return summary
+
+
+def retry_refused_retrains(store: Store, settings: Settings) -> JobRun | None:
+    """Start again the retrains refused for too few labelled rows whose model now has them
+    (:meth:`~monitor.retrain.background.RetrainJobs.retry_refused`), as one ``retrain_retry`` job
+    run; ``None`` when no refusal is open.
+
+    In the sidecar (its background jobs attached to ``store``) the runs start in its background;
+    in a one-shot process they run to the end here, so each item also says how it ``ended``.
+    """
+    from monitor.jobs import FunctionJob
+    from monitor.retrain.background import RetrainJobs, jobs_for
+
+    if not store.fetch_dicts("retrain_jobs_open_refusals"):
+        return None
+    attached = jobs_for(store)
+    jobs = attached or RetrainJobs(store, settings)
+
+    def run() -> list[dict[str, Any]]:
+        items = jobs.retry_refused()
+        if attached is None:  # nobody else will wait for these threads: the command does
+            for item in items:
+                if item["started_run_id"]:
+                    jobs.wait(item["started_run_id"])
+                    item["ended"] = jobs.get(item["started_run_id"])["state"]
+        return items
+
+    return FunctionJob(store, "retrain_retry", run)()

@@ -48,6 +48,12 @@ def check(
         for a in summary["actions"]:
             again = " (done before)" if a["reused"] else ""
             typer.echo(f"action {a['key']}: {a['status']}{again}")
+        for r in summary.get("retrain_retry", []):
+            ended = f": {r['ended']}" if r.get("ended") else ""
+            run = r["started_run_id"]
+            started = f"started again as {run}{ended}" if run else "still short"
+            typer.echo(f"refused retrain {r['refused_run_id']} of {r['model_name']} "
+                       f"({r['found']}/{r['needed']} labelled rows): {started}")
         typer.echo(f"{len(summary['drift_runs'])} drift run(s), {len(summary['decisions'])} decision(s)"
                    + (" [dry run]" if summary["dry_run"] else ""))
     if not summary["ok"]:
