@@ -144,7 +144,8 @@ def split_original(train: Examples, val: Examples | None, *, val_fraction: float
 
 def labelled_production(store: Store, model_name: str, labels: Sequence[str]) -> Examples:
     """Labelled production rows with text; rows with labels unknown to the model are dropped."""
-    rows = store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name, "since": None})
+    rows = store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name, "since": None,
+                                                       "ingested_since": None})
     known = set(labels)
     kept = [r for r in rows if r["label"] in known]
     if len(kept) < len(rows):

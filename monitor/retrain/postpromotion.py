@@ -230,9 +230,12 @@ def check_windows(store: Store, settings: Settings, model_name: str, version: st
     """The paired test of ``version`` against the version it replaced, as of each of ``ends``.
 
     Empty when ``version`` was never promoted over another version, or when every end lies past
-    ``horizon`` after the promotion. Rows counted for an end are those logged at or after the
-    promotion and before the end. Only rows neither version was scored on before are scored
-    (both versions loaded once per call).
+    ``horizon`` after the promotion. Rows counted for an end are those that arrived after the
+    promotion (``ingested_at``, the sidecar's own clock, like the promotion's time: a serving
+    host's clock, or the demo's simulated one, cannot pull in rows from before it, among them
+    the rows the promoted version was trained on) and were made before the end (``ts``, the
+    window's clock). Only rows some version was not scored on before are scored (both versions
+    loaded once per call).
     """
     from monitor.registry import Registry
     from monitor.retrain.service import live_rows
@@ -247,7 +250,8 @@ def check_windows(store: Store, settings: Settings, model_name: str, version: st
     registry = Registry(store, settings.registry_dir)
     promoted, parent = registry.get(model_name, version), registry.get(model_name, parent_version)
     labels = list(promoted.preprocessing.labels)
-    rows = [r for r in live_rows(store, model_name, labels, since=promoted_at) if r["ts"] < ends[-1]]
+    rows = [r for r in live_rows(store, model_name, labels, since=None, ingested_since=promoted_at)
+            if r["ts"] < ends[-1]]
     cache = {v: _scored(store, model_name, v) for v in (version, parent_version)}
     _score_missing(store, registry, model_name, (promoted, parent), rows, labels, device=device, cache=cache)
     index = {lab: i for i, lab in enumerate(labels)}

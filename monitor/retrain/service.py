@@ -550,15 +550,16 @@ def shadow_evaluate(
     return outcome
 
 
-def live_rows(store: Store, model_name: str, labels: Sequence[str], *, since: datetime | None
-              ) -> list[dict[str, Any]]:
+def live_rows(store: Store, model_name: str, labels: Sequence[str], *, since: datetime | None,
+              ingested_since: datetime | None = None) -> list[dict[str, Any]]:
     """Labelled production rows of ``model_name`` with text and a label inside ``labels``, logged at
-    or after ``since``, oldest first (``retrain_labelled_rows``): the live rows two versions are
-    both scored on, by a shadow evaluation and by the post-promotion check
-    (:mod:`monitor.retrain.postpromotion`)."""
+    or after ``since`` (and ingested at or after ``ingested_since``), oldest first
+    (``retrain_labelled_rows``): the live rows two versions are both scored on, by a shadow
+    evaluation and by the post-promotion check (:mod:`monitor.retrain.postpromotion`)."""
     keep = set(labels)
-    return [r for r in store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name, "since": since})
-            if r["label"] in keep]
+    rows = store.fetch_dicts("retrain_labelled_rows", {"model_name": model_name, "since": since,
+                                                       "ingested_since": ingested_since})
+    return [r for r in rows if r["label"] in keep]
 
 
 def live_examples(rows: Sequence[Mapping[str, Any]]) -> Examples:

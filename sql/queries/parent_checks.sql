@@ -18,14 +18,14 @@ INSERT OR IGNORE INTO version_scores (model_name, model_version, event_id, predi
 SELECT model_name, model_version, event_id, predicted_label, confidence FROM _version_scores;
 
 -- name: parent_labelled_times
--- Timestamps of the labelled production rows of a model logged at or after $since, with text or
+-- Timestamps of the labelled production rows of a model ingested at or after $since, with text or
 -- not (label precedence as in retrain_labelled_rows); oldest first.
 SELECT p.ts
 FROM predictions p
 LEFT JOIN labels l USING (event_id)
 LEFT JOIN review_queue r ON r.event_id = p.event_id
 WHERE p.model_name = $model_name
-  AND p.ts >= $since
+  AND p.ingested_at >= $since
   AND coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) IS NOT NULL
 ORDER BY p.ts;
 

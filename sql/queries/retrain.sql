@@ -13,7 +13,8 @@ FROM training_logs WHERE train_run_id = $train_run_id ORDER BY step, phase;
 -- name: retrain_labelled_rows
 -- Labelled production rows with text of a model: delayed labels first, then review-queue labels,
 -- then labels logged with the prediction; oldest first. Only rows logged at or after $since when
--- it is set (a shadow candidate's window); all rows when it is NULL.
+-- it is set (a shadow candidate's window), and only rows ingested at or after $ingested_since when
+-- that is set (the sidecar's clock: rows that arrived after a promotion); all rows when both are NULL.
 SELECT p.event_id, p.ts, p.model_version, p.text,
        coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) AS label
 FROM predictions p
@@ -22,6 +23,7 @@ LEFT JOIN review_queue r ON r.event_id = p.event_id
 WHERE p.model_name = $model_name
   AND p.text IS NOT NULL
   AND ($since IS NULL OR p.ts >= $since)
+  AND ($ingested_since IS NULL OR p.ingested_at >= $ingested_since)
   AND coalesce(l.label, CASE WHEN r.status = 'labeled' THEN r.label END, p.label) IS NOT NULL
 ORDER BY p.ts, p.event_id;
 

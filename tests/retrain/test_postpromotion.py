@@ -151,3 +151,19 @@ def test_no_promotion_over_another_version_or_past_the_horizon_means_no_check(tm
     assert postpromotion.due(store, policy, "m", "v2", promoted_at + timedelta(hours=1))
     assert not postpromotion.due(store, policy, "m", "v2", late)
     assert not postpromotion.due(store, policy, "m", "v1", promoted_at + timedelta(hours=1))
+
+
+def test_rows_that_arrived_before_the_promotion_are_not_paired_whatever_their_timestamp(
+        tmp_path: Path) -> None:
+    """"Since the promotion" is by ingestion (the sidecar's clock), not by the serving host's ``ts``:
+    a row stamped after the promotion that arrived before it (a clock ahead, the demo's simulated
+    time, a row the new version trained on) is not paired."""
+    store, _, _ = _world(tmp_path)
+    settings = load_settings(db_path=tmp_path / "db.duckdb", registry_dir=tmp_path / "reg")
+    promoted_at = store.fetch_dicts("parent_promotion", {"model_name": "m", "model_version": "v2"})[0][
+        "promoted_at"]
+    store.fetchall_sql("UPDATE predictions SET ingested_at = $t WHERE event_id IN ('e0', 'e35')",
+                       {"t": promoted_at - timedelta(minutes=5)})
+    end = promoted_at + timedelta(seconds=41)
+    check = check_windows(store, settings, "m", "v2", [end])[end]
+    assert (check.test.n, check.n_labeled) == (29, 38)
