@@ -57,7 +57,8 @@ from monitor.errors import ConfigError
 from monitor.retrain.metrics import macro_f1
 
 __all__ = ["Guard", "OosEvidence", "PairedEvidence", "PairedPredictions", "PromotionDecision",
-           "forgetting_pvalue", "judge", "mcnemar_pvalue", "noninferiority_pvalue",
+           "anytime_pvalue_worse", "anytime_rows_needed", "forgetting_pvalue", "judge", "mcnemar_evalue",
+           "mcnemar_pvalue", "noninferiority_pvalue",
            "noninferiority_rows_needed", "oos_evidence", "paired_evidence", "rows_needed", "score_ci",
            "sign_test_pvalue"]
 
@@ -131,6 +132,55 @@ def mcnemar_pvalue(b: int, c: int, *, alternative: Literal["greater", "less", "t
     if alternative == "less":
         return float(stats.binom.cdf(b, m, 0.5))
     return float(min(1.0, 2.0 * min(stats.binom.sf(b - 1, m, 0.5), stats.binom.cdf(b, m, 0.5))))
+
+
+def mcnemar_evalue(b: int, c: int) -> float:
+    """Anytime-valid evidence that the candidate is *worse*: a mixture e-value on the discordant rows.
+
+    ``b``: rows only the candidate gets right; ``c``: rows only the active version (the parent)
+    gets right. Given a discordant row, θ = P[it favours the parent]; H0: θ ≤ ½. The e-value is
+    the likelihood ratio of θ against ½, averaged over a uniform prior on θ ∈ [½, 1]:
+    ``E = 2^(m+1) · B(c+1, b+1) · I_½(b+1, c+1)`` with m = b + c (B the beta function, I the
+    regularized incomplete beta). It depends on the counts only, and under H0 it is a
+    non-negative supermartingale as rows arrive, so by Ville's inequality
+    P[E ≥ 1/α at *any* look] ≤ α: a check that re-runs every window, on growing data, rejects at
+    ``E ≥ 1/α`` with its false-rejection rate still ≤ α however often it looks (the exact
+    McNemar p-value, re-run every window, is not). No discordant rows give 1.0.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"counts must be >= 0, got b={b}, c={c}")
+    m = b + c
+    if m == 0:
+        return 1.0
+    from scipy import special
+
+    tail = float(special.betainc(b + 1, c + 1, 0.5))
+    if tail <= 0.0:
+        return 0.0
+    log_e = (m + 1) * math.log(2.0) + float(special.betaln(c + 1, b + 1)) + math.log(tail)
+    return math.exp(min(log_e, 700.0))
+
+
+def anytime_pvalue_worse(b: int, c: int) -> float:
+    """``min(1, 1/E)`` for :func:`mcnemar_evalue`: ≤ α at any look with probability ≤ α under H0."""
+    return min(1.0, 1.0 / max(mcnemar_evalue(b, c), 1e-300))
+
+
+def anytime_rows_needed(p_b: float, p_c: float, *, alpha: float = 0.05, limit: int = 1_000_000) -> int | None:
+    """Paired rows at which :func:`mcnemar_evalue` reaches ``1/alpha`` when the discordant rows keep
+    the observed shares ``p_b``/``p_c`` (plug-in, not a power calculation); ``None`` when the
+    candidate is not observed to be worse (``p_c <= p_b``) or ``limit`` rows would not do."""
+    psi = p_b + p_c
+    if p_c <= p_b or psi <= 0.0:
+        return None
+    theta = p_c / psi
+    m = 1
+    while m / psi <= limit:
+        c = round(theta * m)
+        if mcnemar_evalue(m - c, c) >= 1.0 / alpha:
+            return max(1, math.ceil(round(m / psi, 9)))
+        m = m + 1 if m < 64 else math.ceil(m * 1.05)
+    return None
 
 
 def _tango_z(n: int, b: int, c: int, delta: float) -> float:

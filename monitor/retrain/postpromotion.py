@@ -6,10 +6,16 @@ harder" with "the new model is worse". The question a rollback has to answer is 
 one, and it has a paired answer: score the promoted version **and the version it replaced**
 (its parent: the ``from_version`` of its newest ``promote`` registry event, which is also what
 ``rollback`` restores) on the same labelled production rows logged since the promotion, and
-test per-row correctness with the one-sided exact McNemar test (promoted worse than parent;
-:func:`monitor.retrain.guard.mcnemar_pvalue`). A new domain that is hard for both versions
-moves both accuracies and leaves the test alone; a promoted version that is worse on the same
-rows shows up in the discordant rows.
+test per-row correctness on the discordant rows (promoted worse than parent). A new domain that
+is hard for both versions moves both accuracies and leaves the test alone; a promoted version
+that is worse on the same rows shows up in the discordant rows.
+
+The check re-runs at every window for the rule's whole horizon, on growing data. An exact
+McNemar p-value re-run that often crosses α far more often than α when the two versions are
+equally good (a week of hourly looks: about 25 %, docs/policy.md). The decision therefore uses
+an **anytime-valid** p-value, ``1/E`` for the mixture e-value of
+:func:`monitor.retrain.guard.mcnemar_evalue`: by Ville's inequality the chance that it is ever
+≤ α, at any number of looks, is ≤ α. The fixed-sample exact p-value is kept as evidence.
 
 Pure part: :func:`paired_vs_parent` (per-row predictions → :class:`ParentTest`: n, the
 discordant counts, both accuracies, the effect with its interval, p, and the rows needed at
@@ -37,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.policy import Group, MetricCondition, Policy
-from monitor.retrain.guard import PairedPredictions, mcnemar_pvalue, rows_needed, score_ci
+from monitor.retrain.guard import (PairedPredictions, anytime_pvalue_worse, anytime_rows_needed,
+                                   mcnemar_evalue, mcnemar_pvalue, score_ci)
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.registry import Registry
@@ -53,7 +60,7 @@ log = logging.getLogger(__name__)
 #: the per-window policy metrics this check provides (``monitor.policy.METRICS``)
 PARENT_METRICS = ("parent_paired_p", "parent_accuracy_delta", "n_paired_with_parent",
                   "n_labeled_since_promotion")
-_DEFAULT_ALPHA, _DEFAULT_POWER = 0.05, 0.8
+_DEFAULT_ALPHA = 0.05
 
 
 # -- pure ----------------------------------------------------------------------------------------
@@ -63,10 +70,13 @@ class ParentTest:
 
     ``promoted_only`` (b): rows only the promoted version gets right; ``parent_only`` (c): rows
     only the parent gets right. ``effect`` = accuracy(promoted) − accuracy(parent), with its
-    two-sided ``ci_level`` = 1 − 2α score interval (Tango); ``p_worse`` = P[B ≤ b] under
-    Binomial(b + c, ½), the one-sided exact McNemar p-value that the promoted version is worse;
-    ``rows_needed``: paired rows in total that show "worse" at α with ``power`` at the observed
-    shares (Connor 1987) — ``None`` when the promoted version is not observed to be worse.
+    two-sided ``ci_level`` = 1 − 2α score interval (Tango); ``e_value``: the mixture e-value that
+    the promoted version is worse (:func:`~monitor.retrain.guard.mcnemar_evalue`) and
+    ``p_worse`` = min(1, 1/``e_value``), its anytime-valid p-value — what the rule decides on;
+    ``p_exact`` = P[B ≤ b] under Binomial(b + c, ½), the fixed-sample one-sided exact McNemar
+    p-value (evidence only: valid for one look, not for a look every window);
+    ``rows_needed``: paired rows in total at which ``p_worse`` reaches α if the discordant rows
+    keep the observed shares — ``None`` when the promoted version is not observed to be worse.
     With ``n == 0`` every statistic is ``None``.
     """
 
@@ -82,16 +92,17 @@ class ParentTest:
     p_worse: float | None
     rows_needed: int | None
     alpha: float
+    e_value: float | None = None
+    p_exact: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
 
 
-def paired_vs_parent(pairs: PairedPredictions, *, alpha: float = _DEFAULT_ALPHA,
-                     power: float = _DEFAULT_POWER) -> ParentTest:
+def paired_vs_parent(pairs: PairedPredictions, *, alpha: float = _DEFAULT_ALPHA) -> ParentTest:
     """Test ``pairs`` (``candidate`` = the promoted version, ``active`` = its parent): see
-    :class:`ParentTest`. Deterministic: two integer counts and exact binomial tails."""
+    :class:`ParentTest`. Deterministic: two integer counts, a beta integral, binomial tails."""
     level = 1.0 - 2.0 * alpha
     n = int(pairs.y_true.size)
     if n == 0:
@@ -101,11 +112,11 @@ def paired_vs_parent(pairs: PairedPredictions, *, alpha: float = _DEFAULT_ALPHA,
     b = int(np.sum(right_p & ~right_a))
     c = int(np.sum(~right_p & right_a))
     lo, hi = score_ci(n, b, c, level)
-    needed = rows_needed(b / n, c / n, alpha=alpha, power=power) if c > b else None
     return ParentTest(n=n, promoted_only=b, parent_only=c, promoted_accuracy=int(right_p.sum()) / n,
                       parent_accuracy=int(right_a.sum()) / n, effect=(b - c) / n, ci_low=lo, ci_high=hi,
-                      ci_level=level, p_worse=mcnemar_pvalue(b, c, alternative="less"),
-                      rows_needed=needed, alpha=alpha)
+                      ci_level=level, p_worse=anytime_pvalue_worse(b, c),
+                      rows_needed=anytime_rows_needed(b / n, c / n, alpha=alpha), alpha=alpha,
+                      e_value=mcnemar_evalue(b, c), p_exact=mcnemar_pvalue(b, c, alternative="less"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +199,7 @@ class ParentCheck:
         """JSON-ready form (``parent_checks.evidence``; the policy reads ``metrics``)."""
         return {"model_name": self.model_name, "version": self.version, "parent_version": self.parent_version,
                 "promoted_at": self.promoted_at.isoformat(), "until": self.until.isoformat(),
-                "n_labeled": self.n_labeled, "test": "one-sided exact McNemar: promoted worse than parent",
+                "n_labeled": self.n_labeled, "test": "anytime-valid mixture e-value on the discordant rows: promoted worse than parent",
                 **self.test.to_dict(), "metrics": self.metrics()}
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 
 from monitor.actions import load_policy
 from monitor.policy import parse_policy
 from monitor.registry import Preprocessing, Registry
 from monitor.retrain import postpromotion
-from monitor.retrain.guard import PairedPredictions, rows_needed
+from monitor.retrain.guard import (PairedPredictions, anytime_pvalue_worse, anytime_rows_needed,
+                                   mcnemar_evalue, mcnemar_pvalue)
 from monitor.retrain.postpromotion import check_windows, paired_vs_parent, parent_settings
 from monitor.settings import load_settings
 from monitor.store import Store
@@ -29,21 +30,69 @@ def _pairs(both_right: int, both_wrong: int, promoted_only: int, parent_only: in
     return PairedPredictions(np.zeros(len(promoted)), np.array(promoted), np.array(parent), 2)
 
 
-def test_a_worse_promoted_version_gets_the_exact_lower_tail() -> None:
+def _evalue_by_quadrature(b: int, c: int) -> float:
+    """The mixture e-value from its definition: the likelihood ratio against theta = 1/2, averaged
+    over a uniform prior on [1/2, 1] (density 2)."""
+    m = b + c
+    integral, _ = integrate.quad(lambda t: t**c * (1 - t) ** b, 0.5, 1.0, epsabs=0, epsrel=1e-12)
+    return float(2**m * 2 * integral)
+
+
+def test_a_worse_promoted_version_gets_the_anytime_valid_p_and_the_exact_tail_as_evidence() -> None:
     t = paired_vs_parent(_pairs(30, 16, 2, 12), alpha=0.05)
     assert (t.n, t.promoted_only, t.parent_only) == (60, 2, 12)
-    assert t.p_worse == pytest.approx((1 + 14 + 91) / 2**14)  # P[B <= 2], B ~ Bin(14, 1/2)
+    assert t.e_value == pytest.approx(_evalue_by_quadrature(2, 12), rel=1e-9)
+    assert t.p_worse == pytest.approx(1 / t.e_value)
+    assert t.p_exact == pytest.approx((1 + 14 + 91) / 2**14)  # P[B <= 2], B ~ Bin(14, 1/2)
+    assert t.p_exact < t.p_worse < 0.05  # the anytime-valid p pays for the looks, and still decides here
     assert t.promoted_accuracy == pytest.approx(32 / 60) and t.parent_accuracy == pytest.approx(42 / 60)
     assert t.effect == pytest.approx(-10 / 60)
     assert t.ci_level == pytest.approx(0.9)
     assert t.ci_low is not None and t.ci_high is not None and t.ci_low < t.effect < t.ci_high < 0
-    assert t.rows_needed == rows_needed(2 / 60, 12 / 60, alpha=0.05, power=0.8)
+    assert t.rows_needed == anytime_rows_needed(2 / 60, 12 / 60, alpha=0.05)
 
 
 def test_a_better_promoted_version_is_not_worse_and_needs_no_rows() -> None:
     t = paired_vs_parent(_pairs(30, 16, 12, 2))
-    assert t.p_worse == pytest.approx(float(stats.binom.cdf(12, 14, 0.5))) and t.p_worse > 0.99
+    assert t.p_exact == pytest.approx(float(stats.binom.cdf(12, 14, 0.5))) and t.p_worse == 1.0
     assert t.effect == pytest.approx(10 / 60) and t.rows_needed is None
+
+
+def test_the_evalue_matches_its_definition_and_grows_with_evidence() -> None:
+    for b, c in [(0, 1), (3, 3), (0, 8), (5, 20), (40, 10), (100, 140)]:
+        assert mcnemar_evalue(b, c) == pytest.approx(_evalue_by_quadrature(b, c), rel=1e-8)
+    assert mcnemar_evalue(0, 0) == 1.0 and anytime_pvalue_worse(0, 0) == 1.0
+    assert mcnemar_evalue(0, 8) > mcnemar_evalue(0, 7) > mcnemar_evalue(1, 7)
+    assert anytime_pvalue_worse(0, 8) < 0.05 < anytime_pvalue_worse(0, 4)  # 8 rows only the parent got right
+    with pytest.raises(ValueError):
+        mcnemar_evalue(-1, 2)
+
+
+def test_rows_needed_is_where_the_anytime_p_reaches_alpha_at_the_observed_shares() -> None:
+    need = anytime_rows_needed(0.02, 0.08, alpha=0.05)
+    assert need is not None
+    m = round(need * 0.10)  # discordant rows at that size
+    assert anytime_pvalue_worse(round(m * 0.2), m - round(m * 0.2)) <= 0.05 + 1e-9
+    assert anytime_rows_needed(0.08, 0.02) is None and anytime_rows_needed(0.05, 0.05) is None
+
+
+def test_looking_every_row_keeps_the_anytime_p_at_alpha_where_the_exact_p_does_not() -> None:
+    """Equally good versions (each discordant row favours either with probability 1/2), a look
+    after every one of 300 discordant rows: the anytime-valid p crosses 0.05 at some look in at
+    most 5 % of 4,000 seeded runs (Ville), the exact McNemar p in far more."""
+    rng = np.random.default_rng(0)
+    m_max, runs = 300, 4000
+    parent_wins = np.cumsum(rng.random((runs, m_max)) < 0.5, axis=1)
+    m = np.arange(1, m_max + 1)
+    table_e = {(mm - cc, cc): mcnemar_evalue(mm - cc, cc) for mm in range(1, m_max + 1) for cc in range(mm + 1)}
+    ever_e = np.array([any(table_e[(mm - cc, cc)] >= 20 for mm, cc in zip(m, row, strict=True))
+                       for row in parent_wins])
+    exact = {(mm - cc, cc): mcnemar_pvalue(mm - cc, cc, alternative="less")
+             for mm in range(10, m_max + 1, 10) for cc in range(mm + 1)}
+    ever_p = np.array([any(exact[(mm - int(row[mm - 1]), int(row[mm - 1]))] <= 0.05 for mm in range(10, m_max + 1, 10))
+                       for row in parent_wins])
+    assert ever_e.mean() <= 0.05
+    assert ever_p.mean() > 0.1  # the fixed-sample test, looked at 30 times, is not valid: the test can fail
 
 
 def test_identical_predictions_and_no_rows() -> None:
@@ -122,7 +171,9 @@ def test_check_windows_scores_new_rows_once_and_counts_rows_without_text(
     # v2 is v1 flipped, and the labels agree with v1 on 3 rows in 4: v2 is right exactly where v1 is not
     t = second.test
     assert (t.promoted_only, t.parent_only) == (8, 22) and t.effect == pytest.approx(-14 / 30)
-    assert t.p_worse is not None and t.p_worse < 0.05
+    # the fixed-sample p would decide on 30 rows; the anytime-valid one, which pays for a look every
+    # window, waits for more (its rows_needed says how many at these shares)
+    assert t.p_exact is not None and t.p_exact < 0.05 < t.p_worse and t.rows_needed is not None and t.rows_needed > 30
     assert second.metrics() == {"parent_paired_p": t.p_worse, "parent_accuracy_delta": t.effect,
                                 "n_paired_with_parent": 30.0, "n_labeled_since_promotion": 40.0}
     # a second look scores nothing again; only a new labelled row is scored (both versions)
