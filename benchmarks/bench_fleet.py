@@ -194,9 +194,14 @@ def build_lake(lake: Path, src: Source, rows_per_hour: int, seed: int) -> int:
 
 
 def _frame(src: Source, n: int, rng: np.random.Generator, **kw: Any) -> DriftFrame:
+    """``n`` drawn rows as a window, with event ids (a reference file has them: the bottom-k
+    sample, and so the unknown-input distance test, needs them)."""
     rows = src.draw(n, rng, **kw)
+    ids = np.asarray([uuid.UUID(bytes=rng.bytes(16)).hex for _ in range(n)], dtype=object)
     return DriftFrame(predicted_label=rows["pred"], confidence=rows["probs"].max(axis=1)
-                      .astype(np.float64), probs=rows["probs"], embedding=rows["emb"])
+                      .astype(np.float64), probs=rows["probs"], embedding=rows["emb"],
+                      n_tokens=rows["ntok"].astype(np.float64), n_unk=rows["unk"].astype(np.float64),
+                      truncated=rows["trunc"].astype(np.float64), event_id=ids)
 
 
 def power(src: Source, trials: int, seed: int) -> dict[str, Any]:
