@@ -18,12 +18,12 @@
    the pool's share.
 3. **Flags.** ``fleet drift --by replica`` at α = 0.001 per window. The level was
    fixed before the run, because 96 group windows are tested. A window is
-   flagged when its Holm verdict is drift. The diagnosis rule is the bench's
-   own, because this branch has no diagnosis module:
-   ``covariate`` when a per-class embedding test rejects at α divided by the
-   number of classes; else ``label_prior`` when ``class_distribution`` rejects;
-   else ``none``. The bench reports whether the flags are exactly the drifting
-   (replica, hour) cells, with the right diagnosis.
+   flagged when its Holm verdict is drift. Its diagnosis is the ``diagnosis``
+   field of the window's DriftReport JSON — :func:`monitor.drift.diagnosis.diagnose`
+   on the merged statistics, the same field ``shiftwatch drift`` prints. The
+   bench reports whether every (replica, hour) cell has the right kind: ``none``
+   for the quiet cells, ``covariate`` for ``r2`` from hour 12, ``label_prior``
+   for ``r3`` from hour 6.
 4. **Power.** Over ``--trials`` trials: 50,000 reference rows against 50,000
    current rows, with 5 % of the current rows from the other domain, and a
    no-shift case. The all-rows test (``rff_hotelling``) runs on all rows. MMD
@@ -178,19 +178,6 @@ def _truth(replica: str, hour: int) -> str:
     return "none"
 
 
-def _diagnose(d: dict[str, Any]) -> str:
-    if not d["drifted"]:
-        return "none"
-    sig = {s["signal"]: s for s in d["signals"]}
-    per_class = sig["embedding"]["details"].get("per_class", {})
-    tested = [c for c in per_class.values() if c.get("status") == "ok"]
-    if any(c["p_value"] < ALPHA / max(len(tested), 1) for c in tested):
-        return "covariate"
-    if sig["class_distribution"]["drifted"]:
-        return "label_prior"
-    return "other"
-
-
 def build_lake(lake: Path, src: Source, rows_per_hour: int, seed: int) -> int:
     rng = np.random.default_rng(seed)
     total = 0
@@ -207,9 +194,14 @@ def build_lake(lake: Path, src: Source, rows_per_hour: int, seed: int) -> int:
 
 
 def _frame(src: Source, n: int, rng: np.random.Generator, **kw: Any) -> DriftFrame:
+    """``n`` drawn rows as a window, with event ids (a reference file has them: the bottom-k
+    sample, and so the unknown-input distance test, needs them)."""
     rows = src.draw(n, rng, **kw)
+    ids = np.asarray([uuid.UUID(bytes=rng.bytes(16)).hex for _ in range(n)], dtype=object)
     return DriftFrame(predicted_label=rows["pred"], confidence=rows["probs"].max(axis=1)
-                      .astype(np.float64), probs=rows["probs"], embedding=rows["emb"])
+                      .astype(np.float64), probs=rows["probs"], embedding=rows["emb"],
+                      n_tokens=rows["ntok"].astype(np.float64), n_unk=rows["unk"].astype(np.float64),
+                      truncated=rows["trunc"].astype(np.float64), event_id=ids)
 
 
 def power(src: Source, trials: int, seed: int) -> dict[str, Any]:
@@ -289,23 +281,31 @@ def run_engine(lake: Path, engine: Any, ref: Any, day: date) -> dict[str, Any]:
     t = time.perf_counter()
     windows = windows_of(parts, ref, by="replica", alpha=ALPHA)
     merge_s = (time.perf_counter() - t) / len(windows)
-    flags: dict[str, Any] = {"wrong": [], "right": 0}
+    flags: dict[str, Any] = {"wrong": [], "right": 0, "kinds": {}}
+    fleet_kinds: dict[int, str] = {}
     for w in windows:
-        d = w.to_dict()
+        d = w.to_dict()  # the DriftReport JSON of `fleet drift --json`
+        got = d["diagnosis"]["kind"]
+        if got != "none" and not d["drifted"]:
+            raise AssertionError(f"diagnosis {got} on a window without drift: {d['window']}")
         if w.group is None:
+            fleet_kinds[int(w.hour)] = got
             continue
         replica, hour = w.group["replica"], int(w.hour)
-        got, want = _diagnose(d), _truth(replica, hour)
+        want = _truth(replica, hour)
+        flags["kinds"][got] = flags["kinds"].get(got, 0) + 1
         if got == want:
             flags["right"] += 1
         else:
-            flags["wrong"].append({"replica": replica, "hour": hour, "want": want, "got": got})
+            flags["wrong"].append({"replica": replica, "hour": hour, "want": want, "got": got,
+                                   "summary": d["diagnosis"]["summary"]})
     fleet = [w for w in windows if w.group is None]
     return {"backfill_day_s": round(backfill_s, 1), "seconds_per_merged_window": round(merge_s, 3),
             "group_windows": len(windows) - len(fleet), "fleet_windows": len(fleet),
             "fleet_hours_flagged": [int(w.hour) for w in fleet if w.report.drifted],
+            "fleet_hour_diagnosis": fleet_kinds,
             "group_cells_right": flags["right"], "group_cells_wrong": flags["wrong"],
-            "exact": not flags["wrong"]}
+            "group_diagnosis_counts": flags["kinds"], "exact": not flags["wrong"]}
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ def _per_class_mmd(report: DriftReport) -> dict[str, float]:
 
 
 def _format_reason(name: str, sub: Mapping[str, Any]) -> str:
-    words = {"unk_rate": "[UNK] share", "truncation_rate": "truncated rows",
+    words = {"unk_rate": "[UNK] share", "unk_rows": "rows with [UNK]", "truncation_rate": "truncated rows",
              "chars_per_token": "characters per token", "length_cap": "rows at one exact length",
              "replacement_char": "rows with U+FFFD", "non_ascii": "non-ASCII rows",
              "markup": "rows with markup"}

@@ -42,9 +42,10 @@ from monitor.drift.stats import bonferroni_min, fisher_two_sided, ks_test, mean_
 
 __all__ = ["FORMAT_TESTS", "TokenizerDrift"]
 
-#: Sub-tests whose change points at preprocessing / encoding, not at new content.
+#: Sub-tests whose change points at preprocessing / encoding, not at new content
+#: (``unk_rows``: the fleet's share of rows with an [UNK], monitor.lake.signals).
 FORMAT_TESTS = ("unk_rate", "truncation_rate", "chars_per_token", "length_cap", "replacement_char",
-                "non_ascii", "markup")
+                "non_ascii", "markup", "unk_rows")
 _MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,200}>|&(?:[a-zA-Z]{2,8}|#\d{2,5});")
 
 _COLUMNS = ("n_tokens", "n_unk", "truncated", "n_chars", "text")

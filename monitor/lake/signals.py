@@ -9,11 +9,22 @@ Every test uses every row of the window, through statistics that merge:
 * ``confidence`` / ``ks_binned`` — the two-sample KS distance between the
   100-bin confidence histograms. The binned distance is never above the exact
   one, so the asymptotic p-value (Stephens' correction) is conservative;
+* ``unknown_input`` / ``entropy_distance`` — one-sided tests, Bonferroni-combined,
+  as the single-node :class:`monitor.drift.unknown.UnknownInputDrift`: prediction
+  entropy higher (Mann–Whitney U on the 100-bin normalised-entropy histograms, every
+  row; rows of one bin count as ties, which only makes the test conservative) and
+  rows farther from every reference class centroid (the single-node distance test on
+  the merged bottom-k samples: a uniform sample of each window);
 * ``tokenizer`` / ``bonferroni`` — two-proportion z tests of the share of rows
-  with an ``[UNK]`` and of truncated rows, and binned KS on ``n_tokens``
-  (exact integer bins), Bonferroni-combined.
+  with an ``[UNK]`` (``unk_rows``) and of truncated rows (``truncation_rate``, the
+  single-node name of the same quantity), and binned KS on ``n_tokens`` (exact
+  integer bins), Bonferroni-combined.
 
-The verdict is Holm at ``alpha`` over these p-values, as in the single-node suite.
+The verdict is weighted Holm at ``alpha`` over these p-values, as in the single-node
+suite, and the report's ``diagnosis`` is :func:`monitor.drift.diagnosis.diagnose` of
+it, as for ``shiftwatch drift``: the sub-test names the diagnosis reads (per-class
+embedding tests, ``entropy`` and ``distance``, the format sub-tests ``unk_rows`` and
+``truncation_rate``) are the ones it knows.
 """
 
 from __future__ import annotations
@@ -24,13 +35,16 @@ from typing import Any
 import numpy as np
 
 from monitor.drift.base import DriftResult
+from monitor.drift.frame import DriftFrame
 from monitor.drift.rff import RFFHotellingDrift
+from monitor.drift.stats import bonferroni_min
 from monitor.drift.suite import DriftReport, holm_verdict
+from monitor.drift.unknown import UnknownInputDrift
 from monitor.lake.partials import Partial
 
-__all__ = ["FLEET_SIGNALS", "report_from_partials"]
+__all__ = ["FLEET_SIGNALS", "mann_whitney_binned", "report_from_partials"]
 
-FLEET_SIGNALS = ("embedding", "class_distribution", "confidence", "tokenizer")
+FLEET_SIGNALS = ("embedding", "class_distribution", "confidence", "unknown_input", "tokenizer")
 
 
 def _result(signal: str, method: str, *, statistic: float | None, p_value: float | None,
@@ -57,6 +71,61 @@ def ks_binned(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     d = float(np.max(np.abs(np.cumsum(a) / n - np.cumsum(b) / m)))
     en = math.sqrt(n * m / (n + m))
     return d, float(kstwobign.sf((en + 0.12 + 0.11 / en) * d))
+
+
+def mann_whitney_binned(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """One-sided Mann–Whitney U test that ``cur`` is stochastically greater than ``ref``,
+    from histograms on the same ordered bins (rows of a bin are ties): (U / (m n), p-value,
+    normal approximation with tie and continuity corrections)."""
+    from scipy.stats import norm
+
+    r, c = ref.astype(np.float64), cur.astype(np.float64)
+    m, n = float(r.sum()), float(c.sum())
+    if m == 0 or n == 0:
+        return 0.5, 1.0
+    u = float((c * (np.cumsum(r) - r + 0.5 * r)).sum())
+    total = m + n
+    t = r + c
+    var = m * n / 12.0 * ((total + 1) - float((t ** 3 - t).sum()) / (total * (total - 1)))
+    if var <= 0:
+        return u / (m * n), 1.0
+    z = (u - m * n / 2.0 - 0.5) / math.sqrt(var)
+    return u / (m * n), float(norm.sf(z))
+
+
+def _unknown_input(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> DriftResult:
+    tests: dict[str, dict[str, Any]] = {}
+    n_ref = int(ref.entropy_hist.sum()) if ref.entropy_hist is not None else 0
+    n_cur = int(cur.entropy_hist.sum()) if cur.entropy_hist is not None else 0
+    if ref.entropy_hist is not None and cur.entropy_hist is not None and min(n_ref, n_cur) >= min_rows:
+        stat, p = mann_whitney_binned(ref.entropy_hist, cur.entropy_hist)
+        centres = (np.arange(ref.entropy_hist.size) + 0.5) / ref.entropy_hist.size
+        tests["entropy"] = {"test": "mann_whitney_binned_greater", "statistic": stat, "p_value": p,
+                            "reference_mean": float(centres @ ref.entropy_hist / n_ref),
+                            "current_mean": float(centres @ cur.entropy_hist / n_cur),
+                            "entropy": "normalised by log(classes)", "rows": [n_ref, n_cur]}
+    if ref.sample_embedding is not None and cur.sample_embedding is not None:
+        def frame(part: Partial) -> DriftFrame:
+            assert part.sample_embedding is not None
+            k = part.sample_embedding.shape[0]
+            return DriftFrame(predicted_label=part.sample_label.astype(object),
+                              confidence=np.zeros(k), embedding=part.sample_embedding)
+
+        res = UnknownInputDrift(threshold=alpha, min_rows=min_rows).fit(frame(ref)).compute(frame(cur))
+        dist = (res.details.get("tests") or {}).get("distance")
+        if res.status == "ok" and dist is not None:
+            tests["distance"] = {**dist, "sample_rows": [int(ref.sample_embedding.shape[0]),
+                                                         int(cur.sample_embedding.shape[0])]}
+    if not tests:
+        return _result("unknown_input", "entropy_distance", statistic=None, p_value=None,
+                       alpha=alpha, n_ref=n_ref, n_cur=n_cur, min_rows=min_rows,
+                       details={"reason": "needs probs or sampled embeddings on both sides"})
+    p = bonferroni_min([t["p_value"] for t in tests.values()])
+    lead = min(tests, key=lambda k: tests[k]["p_value"])
+    return _result("unknown_input", "entropy_distance", statistic=float(tests[lead]["statistic"]),
+                   p_value=p, alpha=alpha, n_ref=n_ref or ref.n, n_cur=n_cur or cur.n,
+                   min_rows=min_rows,
+                   details={"combination": "bonferroni", "statistic_of": lead, "tests": tests})
 
 
 def _two_proportion(x1: int, n1: int, x2: int, n2: int) -> float:
@@ -110,12 +179,13 @@ def _tokenizer(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> Drift
                        n_ref=n_r, n_cur=n_c, min_rows=min_rows,
                        details={"reason": "no n_tokens on one side"})
     d, p_len = ks_binned(ref.ntok_hist, cur.ntok_hist)
-    tests = {
-        "unk_rows": {"p_value": _two_proportion(ref.n_unk_rows, n_r, cur.n_unk_rows, n_c),
-                     "reference_rate": ref.n_unk_rows / n_r, "current_rate": cur.n_unk_rows / n_c},
-        "truncated": {"p_value": _two_proportion(ref.n_truncated, n_r, cur.n_truncated, n_c),
-                      "reference_rate": ref.n_truncated / n_r,
-                      "current_rate": cur.n_truncated / n_c},
+    tests: dict[str, dict[str, Any]] = {
+        "unk_rows": {"test": "two_proportion",
+                     "p_value": _two_proportion(ref.n_unk_rows, n_r, cur.n_unk_rows, n_c),
+                     "reference": ref.n_unk_rows / n_r, "current": cur.n_unk_rows / n_c},
+        "truncation_rate": {"test": "two_proportion",
+                            "p_value": _two_proportion(ref.n_truncated, n_r, cur.n_truncated, n_c),
+                            "reference": ref.n_truncated / n_r, "current": cur.n_truncated / n_c},
         "n_tokens": {"p_value": p_len, "ks": d},
     }
     best = min(tests, key=lambda k: float(tests[k]["p_value"]))
@@ -132,6 +202,7 @@ def report_from_partials(reference: Partial, current: Partial, *, alpha: float =
         _embedding(reference, current, alpha, min_rows),
         _class_distribution(reference, current, alpha, min_rows),
         _confidence(reference, current, alpha, min_rows),
+        _unknown_input(reference, current, alpha, min_rows),
         _tokenizer(reference, current, alpha, min_rows),
     ]
     drifted, verdict = holm_verdict(results, alpha)

@@ -54,6 +54,10 @@ norm; validation loss and macro-F1 at evaluation steps) goes to ``log_sink``
 every ``log_every`` steps — :func:`store_log_sink` writes them into DuckDB's
 ``training_logs``; a worker process sends them to its parent instead.
 
+Under ``torchrun`` (``WORLD_SIZE > 1``) the same function trains data-parallel with
+DDP: the same global batches, sharded over the ranks, gathered validation, and only
+rank 0 writes (:mod:`monitor.retrain.parallel`, docs/distributed.md).
+
 torch and transformers are imported inside functions.
 """
 
@@ -73,6 +77,7 @@ import numpy as np
 
 from monitor.errors import RetrainCancelled, RetrainError
 from monitor.retrain.metrics import macro_f1
+from monitor.retrain.parallel import Parallel, env_world_size, process_group, shard, state_digest
 from monitor.retrain.selection import CheckpointSelector
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -250,6 +255,10 @@ class TrainResult:
     lr_history: tuple[float, ...] = field(default=(), repr=False)
     phase_starts: tuple[int, ...] = ()
     planned_steps: tuple[int, ...] = ()
+    #: processes that trained together (1: a single process; >1: data-parallel under torchrun)
+    world_size: int = 1
+    #: :func:`monitor.retrain.parallel.state_digest` of the returned weights (every rank's agree)
+    weights_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-step lr history)."""
@@ -543,17 +552,22 @@ def plan_steps(model_dir: str | Path, n_train: int, config: TrainConfig) -> list
     return allocate_steps(config.step_budget(n_train, n_layers), weights)
 
 
-def _prepare(model_dir: str | Path, labels: Sequence[str], cfg: TrainConfig
-             ) -> tuple[Any, Any, str, Precision, int]:
+def _prepare(model_dir: str | Path, labels: Sequence[str], cfg: TrainConfig,
+             par: Parallel | None = None) -> tuple[Any, Any, str, Precision, int]:
     """Seed, pick device and precision, load the classifier in train mode: (model, tokenizer,
-    device, precision, pad id) — the same start for training and for timing a step."""
+    device, precision, pad id) — the same start for training and for timing a step. A
+    data-parallel rank on CUDA takes the GPU of its local rank."""
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    if par is not None and par.active and device.startswith("cuda"):
+        device = f"cuda:{par.local_rank}"
     precision = select_precision(device, amp=cfg.amp)
     model, tokenizer = load_classifier(model_dir, labels)
     tokenizer.truncation_side = cfg.truncation_side
     model.to(device)
     model.train()
+    if par is not None and par.active:  # same start on every rank, then a dropout stream per rank
+        seed_everything(cfg.seed + par.rank)
     pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     return model, tokenizer, device, precision, pad_id
 
@@ -619,22 +633,30 @@ def store_log_sink(store: Store, train_run_id: str, model_name: str) -> LogSink:
 # -- training -------------------------------------------------------------------------
 class _Evaluator:
     def __init__(self, model: Any, ids: list[list[int]], y: np.ndarray, *, pad_id: int, device: str,
-                 precision: Precision, batch_size: int, n_classes: int) -> None:
+                 precision: Precision, batch_size: int, n_classes: int,
+                 parallel: Parallel | None = None) -> None:
         self.model, self.ids, self.y = model, ids, y
         self.pad_id, self.device, self.precision = pad_id, device, precision
         self.batch_size, self.n_classes = batch_size, n_classes
+        self.parallel = parallel or Parallel()
 
     def __call__(self) -> tuple[float, float, np.ndarray]:
-        """(mean loss, macro-F1, predicted class ids) on the validation set."""
+        """(mean loss, macro-F1, predicted class ids) on the validation set; data-parallel, each
+        rank scores rows ``rank::world`` and every rank gets everyone's predictions."""
         import torch
 
+        par = self.parallel
+        ids, y = self.ids, self.y
+        rows = np.arange(par.rank, len(self.ids), par.world) if par.active else None
+        if rows is not None:
+            ids, y = [self.ids[j] for j in rows], self.y[rows]
         self.model.eval()
         losses: list[float] = []
         preds: list[np.ndarray] = []
         with torch.inference_mode():
-            for s in range(0, len(self.ids), self.batch_size):
-                batch = _collate(self.ids[s:s + self.batch_size], self.pad_id, self.device)
-                target = torch.as_tensor(self.y[s:s + self.batch_size], device=self.device)
+            for s in range(0, len(ids), self.batch_size):
+                batch = _collate(ids[s:s + self.batch_size], self.pad_id, self.device)
+                target = torch.as_tensor(y[s:s + self.batch_size], device=self.device)
                 with _autocast(self.precision):
                     logits = self.model(**batch).logits.float()
                 losses.append(float(torch.nn.functional.cross_entropy(logits, target, reduction="sum")))
@@ -642,7 +664,14 @@ class _Evaluator:
         self.model.train()
         n = max(len(self.ids), 1)
         pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
-        return sum(losses) / n, macro_f1(self.y, pred, self.n_classes), pred
+        if rows is None:
+            return sum(losses) / n, macro_f1(self.y, pred, self.n_classes), pred
+        full = np.zeros(len(self.ids), dtype=np.int64)
+        total = 0.0
+        for r_rows, r_pred, r_loss in par.all_gather((rows, pred, sum(losses))):
+            full[r_rows] = r_pred
+            total += r_loss
+        return total / n, macro_f1(self.y, full, self.n_classes), full
 
 
 def _autocast(precision: Precision) -> Any:
@@ -688,6 +717,12 @@ def train(
     threads whatever the process had (a CPU kernel's reduction order depends
     on its thread count, so the same seed on a 2- and a 16-core machine gives
     the same weights). Both settings are restored afterwards.
+
+    Launched by ``torchrun`` (``WORLD_SIZE > 1``), every rank calls this with the same
+    arguments and trains data-parallel (:mod:`monitor.retrain.parallel`): ``batch_size``
+    is the *global* batch, only rank 0 saves, logs and reports progress, ``should_stop``
+    must be given on every rank or on none, and every rank returns the same result
+    (``out_dir`` is where rank 0 saved).
     """
     import torch
 
@@ -696,30 +731,49 @@ def train(
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    group_device = resolve_device(cfg.device) if env_world_size() > 1 else "cpu"
     try:
-        return _train(model_dir, train_data, val_data, labels=labels, cfg=cfg, out_dir=out_dir,
-                      log_sink=log_sink, on_step=on_step, should_stop=should_stop)
+        with process_group(group_device) as par:
+            return _train(model_dir, train_data, val_data, labels=labels, cfg=cfg, out_dir=out_dir,
+                          log_sink=log_sink, on_step=on_step, should_stop=should_stop, par=par)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
 
+def _data_parallel(model: Any, par: Parallel, device: str) -> Any:
+    """``model`` itself, or wrapped in DDP over its trainable parameters (a new wrapper per
+    phase: DDP registers its gradient hooks for the parameters trainable when it is built)."""
+    if not par.active:
+        return model
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    # buffers are synced once at construction and never change (position ids): no per-forward sync
+    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+
+
 def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, labels: Sequence[str],
            cfg: TrainConfig, out_dir: str | Path | None, log_sink: LogSink | None,
-           on_step: StepCallback | None, should_stop: Callable[[], bool] | None) -> TrainResult:
+           on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
+           par: Parallel | None = None) -> TrainResult:
     import torch
 
+    par = par or Parallel()
+    if not par.is_main:  # only rank 0 writes logs and reports progress
+        log_sink, on_step = None, None
     labels = [str(x) for x in labels]
     if len(train_data) == 0 or len(val_data) == 0:
         raise RetrainError(f"need training and validation rows, got {len(train_data)} and {len(val_data)}")
     if len(labels) < 2:
         raise RetrainError(f"a classifier needs at least two labels, got {labels}")
     y_train, y_val = _label_ids(train_data, labels), _label_ids(val_data, labels)
-    model, tokenizer, device, precision, pad_id = _prepare(model_dir, labels, cfg)
+    model, tokenizer, device, precision, pad_id = _prepare(model_dir, labels, cfg, par)
     train_ids = _tokenize(tokenizer, train_data.texts, cfg.max_length)
     evaluate = _Evaluator(model, _tokenize(tokenizer, val_data.texts, cfg.max_length), y_val,
                           pad_id=pad_id, device=device, precision=precision,
-                          batch_size=cfg.eval_batch_size, n_classes=len(labels))
+                          batch_size=cfg.eval_batch_size, n_classes=len(labels), parallel=par)
     n_layers = len(_encoder_layers(model))
     lrs = layer_lrs(n_layers, cfg.lr, cfg.layer_decay, head_scale=cfg.head_lr_scale)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
@@ -755,7 +809,8 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
     train_time = 0.0
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=sum(plan), desc=f"train[{cfg.strategy}]", disable=not cfg.progress, leave=False)
+    bar = tqdm(total=sum(plan), desc=f"train[{cfg.strategy}]", disable=not (cfg.progress and par.is_main),
+               leave=False)
     if on_step is not None:
         on_step(0, total_steps, 0, len(plan))
     try:
@@ -764,6 +819,8 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
             n_trainable = set_trainable(model, units)
             groups = param_groups(model, lrs, cfg.weight_decay)
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=False)
+            runner = None  # the previous phase's DDP wrapper goes before the next is built
+            runner = _data_parallel(model, par, device)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_decay(n_steps, cfg.warmup_ratio))
             params = [p for g in groups for p in g["params"]]
             phase_starts.append(step)
@@ -772,18 +829,34 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
             loss_acc: list[float] = []
             norm_acc: list[float] = []
             for i in range(n_steps):
-                if should_stop is not None and should_stop():
+                stop = should_stop is not None and should_stop()
+                if par.active:  # every rank stops together
+                    stop = par.all_sum([float(stop)], device)[0] > 0
+                if stop:
                     raise RetrainCancelled(f"training cancelled after step {step} of {total_steps}")
                 idx = next(batches)
-                batch = _collate([train_ids[j] for j in idx], pad_id, device)
-                target = torch.as_tensor(y_train[idx], device=device)
+                rows, weight = shard(idx, par.rank, par.world) if par.active else (idx, None)
+                batch = _collate([train_ids[j] for j in rows], pad_id, device)
+                target = torch.as_tensor(y_train[rows], device=device)
                 lr_now = max(float(g["lr"]) for g in optimizer.param_groups)
                 lr_history.append(lr_now)
                 with _autocast(precision):
-                    logits = model(**batch).logits
-                loss = torch.nn.functional.cross_entropy(logits.float(), target)
-                if not torch.isfinite(loss):
-                    raise RetrainError(f"training diverged at step {step + 1} (loss {float(loss.detach())})")
+                    logits = runner(**batch).logits
+                if weight is None:
+                    loss = torch.nn.functional.cross_entropy(logits.float(), target)
+                    if not torch.isfinite(loss):
+                        raise RetrainError(
+                            f"training diverged at step {step + 1} (loss {float(loss.detach())})")
+                    step_loss = None
+                else:
+                    # sum over this rank's rows x world / global rows: DDP's gradient average is
+                    # then the gradient of the global batch mean
+                    ce = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
+                    local = (ce * torch.as_tensor(weight, device=device)).sum()
+                    loss = local * (par.world / len(idx))
+                    step_loss = par.all_sum([float(local.detach())], device)[0] / len(idx)
+                    if not math.isfinite(step_loss):
+                        raise RetrainError(f"training diverged at step {step + 1} (loss {step_loss})")
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
@@ -800,7 +873,7 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
                 bar.update(1)
                 if on_step is not None:
                     on_step(step, total_steps, phase, len(plan))
-                loss_acc.append(float(loss.detach()))
+                loss_acc.append(float(loss.detach()) if step_loss is None else step_loss)
                 norm_acc.append(float(norm))
                 row: dict[str, Any] | None = None
                 if step % cfg.log_every == 0:
@@ -843,8 +916,11 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
     finally:
         bar.close()
     model.load_state_dict(best_state)
+    digest = state_digest(model.state_dict())
+    if par.active and len(set(par.all_gather(digest))) != 1:
+        raise RetrainError("data-parallel ranks ended with different weights")
     saved: str | None = None
-    if out_dir is not None:
+    if out_dir is not None and par.is_main:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for p in model.parameters():  # saved weights must be contiguous
@@ -853,6 +929,8 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
         saved = str(out)
+    if par.active:  # also a barrier: on every rank, the checkpoint exists once train() returns
+        saved = par.all_gather(saved)[0]
     epochs = step / steps_per_epoch if steps_per_epoch else 0.0
     return TrainResult(
         out_dir=saved, labels=tuple(labels), initial_val_macro_f1=initial_f1,
@@ -862,4 +940,5 @@ def _train(model_dir: str | Path, train_data: Examples, val_data: Examples, *, l
         seconds_per_epoch=train_time / epochs if epochs else 0.0,
         device=device, precision=precision.name,
         lr_history=tuple(lr_history), phase_starts=tuple(phase_starts), planned_steps=tuple(plan),
+        world_size=par.world, weights_sha256=digest,
     )

@@ -51,7 +51,7 @@ def test_exactly_the_drifting_replica_hour_is_flagged(tmp_path: Path) -> None:
     d = fleet_hour.to_dict()
     assert d["window"]["start"] == "2026-12-01T01:00:00+00:00" and "group" not in d
     assert {s["signal"] for s in d["signals"]} == {"embedding", "class_distribution",
-                                                   "confidence", "tokenizer"}
+                                                   "confidence", "unknown_input", "tokenizer"}
 
 
 def test_partials_are_reused_and_recomputed_when_an_hour_gains_a_file(tmp_path: Path) -> None:
