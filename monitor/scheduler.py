@@ -353,8 +353,8 @@ class Scheduler:
         later cycle because it is still being enriched (or ``None``); windows after an enriching
         one wait with it, so windows are still checked in order.
         """
-        from monitor.drift.references import load_reference, reference_for
-        from monitor.drift.runs import check_records
+        from monitor.persist.references import load_reference, reference_for
+        from monitor.persist.runs import check_records
 
         reference_name = reference_for(self.store, model_name, model_version)
         if reference_name is None:
@@ -454,7 +454,7 @@ class Scheduler:
 
     def evaluate_run(self, run_id: str) -> tuple[list[Decision], list[ActionRecord]]:
         """Judge one stored drift run again (reads its window from the store only if an action asks)."""
-        from monitor.drift.references import load_reference
+        from monitor.persist.references import load_reference
 
         history = self.history_for(run_id)
         run = self.store.fetch_dicts("ops_run", {"run_id": run_id})[0]

@@ -88,7 +88,7 @@ def _current_window(store: Store, run: Mapping[str, Any]) -> pa.Table:
 
 
 def _reference(store: Store, run: Mapping[str, Any], like: pa.Table) -> tuple[pa.Table, str]:
-    from monitor.drift import references
+    from monitor.persist import references
 
     name = run.get("reference_name")
     if not name:

@@ -152,7 +152,7 @@ def drift(
                                   end=_utc(end), signals=names, alpha=alpha, options=opts, seed=seed)
         outputs.append((f"{model} run {result['run_id']}", result))
     else:
-        from monitor.drift.files import compare_files
+        from monitor.persist.files import compare_files
 
         for ref, cur, report in compare_files(reference or [], current or [], signals=names,
                                               alpha=alpha, options=opts, seed=seed):

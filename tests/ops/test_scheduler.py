@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from collectors.schema import records_to_table
-from monitor.drift.references import create_reference
+from monitor.persist.references import create_reference
 from monitor.policy import Policy, load_policy, parse_policy
 from monitor.scheduler import Scheduler
 from monitor.settings import Settings

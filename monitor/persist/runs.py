@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.drift.frame import DriftFrame
-from monitor.drift.references import load_reference, reference_for
+from monitor.persist.references import load_reference, reference_for
 from monitor.drift.suite import DriftReport, DriftSuite
 from monitor.errors import ConfigError
 
