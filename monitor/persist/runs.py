@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.drift.frame import DriftFrame
-from monitor.persist.references import load_reference, reference_for
 from monitor.drift.suite import DriftReport, DriftSuite
 from monitor.errors import ConfigError
+from monitor.persist.references import load_reference, reference_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.store import Store

@@ -1,8 +1,8 @@
 """The layers run one way (STYLE.md): record contract → store → drift (pure) → policy (pure) →
 actions → services → scheduler / server / CLI. Drift run and reference persistence lives in
-``monitor.persist`` (beside the actions), so the drift engine stays pure. No module imports a module of a higher layer —
-lazy imports inside functions included, since those are how a cycle hides — and the module
-graph has no cycle.
+``monitor.persist`` (beside the actions), so the drift engine stays pure (tested below). No
+module imports a module of a higher layer — lazy imports inside functions included, since those
+are how a cycle hides — and the module graph has no cycle.
 
 The check reads the source with ``ast``; nothing is imported. Imports under ``if TYPE_CHECKING:``
 are left out: they never run.
