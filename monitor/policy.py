@@ -64,6 +64,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.drift.names import SIGNALS, Signal
 from monitor.errors import PolicyError
 
 __all__ = [
@@ -88,8 +89,6 @@ __all__ = [
     "parse_policy",
 ]
 
-SIGNALS = ("embedding", "bbsd", "class_distribution", "confidence", "unknown_input", "tokenizer",
-           "performance")
 ACTION_KINDS = ("notify", "review", "retrain", "rollback", "command")
 
 #: Per-window metrics a ``{metric: ...}`` condition may test, with their meaning.
@@ -175,8 +174,7 @@ class Comparison(_Model):
 class SignalCondition(_Model):
     """A condition on one drift signal of a window."""
 
-    signal: Literal["embedding", "bbsd", "class_distribution", "confidence", "unknown_input",
-                    "tokenizer", "performance"]
+    signal: Signal
     drifted: bool | None = None
     corrected: bool | None = None
     statistic: Comparison | None = None

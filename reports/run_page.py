@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from monitor.drift.diagnosis import Diagnosis
+from monitor.drift.names import Signal
 from monitor.drift.suite import DriftReport
 from reports import svg
 from reports.content import RunContent
@@ -15,10 +16,10 @@ from reports.page import STATUS_COLORS, badge, fmt_num, fmt_ts, page, table
 
 __all__ = ["run_page", "run_status"]
 
-_SIGNAL_TITLES = {
-    "embedding": "Embeddings", "class_distribution": "Predicted classes", "confidence": "Confidence",
-    "tokenizer": "Tokenizer", "performance": "Performance", "bbsd": "Probability vector (BBSD)",
-    "unknown_input": "Unknown inputs",
+_SIGNAL_TITLES: dict[str, str] = {
+    Signal.EMBEDDING: "Embeddings", Signal.CLASS_DISTRIBUTION: "Predicted classes",
+    Signal.CONFIDENCE: "Confidence", Signal.TOKENIZER: "Tokenizer", Signal.PERFORMANCE: "Performance",
+    Signal.BBSD: "Probability vector (BBSD)", Signal.UNKNOWN_INPUT: "Unknown inputs",
 }
 _HIST_TITLES = {
     "confidence": "Confidence (max class probability)", "entropy": "Prediction entropy (nats)",

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from monitor.drift.names import signal_names
 from monitor.errors import ConfigError
 
 __all__ = ["register"]
@@ -116,8 +117,7 @@ def drift(
     current: list[Path] | None = typer.Option(
         None, "--current", help="Current-window records (Parquet/JSONL); repeatable."),
     signals: str | None = typer.Option(
-        None, "--signals", help="Comma-separated: embedding,class_distribution,confidence,tokenizer,"
-                                "performance (default: all)."),
+        None, "--signals", help=f"Comma-separated: {signal_names(',')} (default: all)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per current window, per line."),
     alpha: float = typer.Option(0.01, "--alpha", help="Family-wise alpha of the Holm verdict."),
     option: list[str] | None = typer.Option(

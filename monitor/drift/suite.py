@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from monitor.drift.base import DriftCalculator, DriftResult
 from monitor.drift.frame import DriftFrame
+from monitor.drift.names import SIGNALS, Signal
 from monitor.drift.stats import weighted_holm
 from monitor.errors import CalculatorError, ConfigError
 
@@ -45,27 +46,26 @@ __all__ = ["DEFAULT_SIGNALS", "DEFAULT_WEIGHTS", "METHODS", "DriftReport", "Drif
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNALS: tuple[str, ...] = ("embedding", "bbsd", "class_distribution", "confidence",
-                                    "unknown_input", "tokenizer", "performance")
+#: The signals a suite runs when none are chosen: all of them (:data:`monitor.drift.names.SIGNALS`).
+DEFAULT_SIGNALS: tuple[str, ...] = SIGNALS
 
 #: Prespecified weighted-Holm weights (fixed before any benchmark; docs/detection.md):
 #: the omnibus tests of inputs and outputs weigh 3, each targeted test 1.
-DEFAULT_WEIGHTS: dict[str, float] = {"embedding": 3.0, "bbsd": 3.0, "class_distribution": 1.0,
-                                     "confidence": 1.0, "unknown_input": 1.0, "tokenizer": 1.0,
-                                     "performance": 1.0}
+DEFAULT_WEIGHTS: dict[str, float] = {s: 3.0 if s in (Signal.EMBEDDING, Signal.BBSD) else 1.0
+                                     for s in SIGNALS}
 
 #: signal -> method -> "module:Class" (imported on use).
 METHODS: dict[str, dict[str, str]] = {
-    "embedding": {"mmd": "monitor.drift.embedding:MMDDrift",
-                  "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
-                  "centroid": "monitor.drift.embedding:CentroidDrift",
-                  "rff_hotelling": "monitor.drift.rff:RFFHotellingDrift"},
-    "bbsd": {"ks_bonferroni": "monitor.drift.bbsd:BBSDDrift"},
-    "class_distribution": {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
-    "confidence": {"ks": "monitor.drift.confidence:ConfidenceDrift"},
-    "unknown_input": {"entropy_distance": "monitor.drift.unknown:UnknownInputDrift"},
-    "tokenizer": {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
-    "performance": {"realized": "monitor.drift.performance:PerformanceDrift"},
+    Signal.EMBEDDING.value: {"mmd": "monitor.drift.embedding:MMDDrift",
+                             "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
+                             "centroid": "monitor.drift.embedding:CentroidDrift",
+                             "rff_hotelling": "monitor.drift.rff:RFFHotellingDrift"},
+    Signal.BBSD.value: {"ks_bonferroni": "monitor.drift.bbsd:BBSDDrift"},
+    Signal.CLASS_DISTRIBUTION.value: {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
+    Signal.CONFIDENCE.value: {"ks": "monitor.drift.confidence:ConfidenceDrift"},
+    Signal.UNKNOWN_INPUT.value: {"entropy_distance": "monitor.drift.unknown:UnknownInputDrift"},
+    Signal.TOKENIZER.value: {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
+    Signal.PERFORMANCE.value: {"realized": "monitor.drift.performance:PerformanceDrift"},
 }
 
 

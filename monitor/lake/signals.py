@@ -24,13 +24,16 @@ from typing import Any
 import numpy as np
 
 from monitor.drift.base import DriftResult
+from monitor.drift.names import Signal
 from monitor.drift.rff import RFFHotellingDrift
 from monitor.drift.suite import DriftReport, holm_verdict
 from monitor.lake.partials import Partial
 
 __all__ = ["FLEET_SIGNALS", "report_from_partials"]
 
-FLEET_SIGNALS = ("embedding", "class_distribution", "confidence", "tokenizer")
+#: The signals a fleet check computes from mergeable partials (a subset of the suite's).
+FLEET_SIGNALS: tuple[str, ...] = (Signal.EMBEDDING.value, Signal.CLASS_DISTRIBUTION.value,
+                                  Signal.CONFIDENCE.value, Signal.TOKENIZER.value)
 
 
 def _result(signal: str, method: str, *, statistic: float | None, p_value: float | None,
