@@ -140,6 +140,8 @@ class DriftReport:
     signals: tuple[DriftResult, ...]
     alpha: float = 0.01
     verdict: dict[str, Any] = field(default_factory=dict)
+    #: the diagnosis stored with the report (:meth:`from_dict`); None: diagnose from the signals
+    stored_diagnosis: Diagnosis | None = field(default=None, compare=False)
 
     def signal(self, name: str) -> DriftResult | None:
         """The result of signal ``name``, if it ran."""
@@ -153,7 +155,12 @@ class DriftReport:
         return None
 
     def diagnosis(self) -> Diagnosis:
-        """What kind of shift this window shows, with its evidence (monitor.drift.diagnosis)."""
+        """What kind of shift this window shows, with its evidence (monitor.drift.diagnosis):
+        the stored diagnosis of a report read back with :meth:`from_dict`, so a stored run keeps
+        the diagnosis it was decided with; diagnosed from the signals otherwise (runs stored
+        before diagnoses existed included)."""
+        if self.stored_diagnosis is not None:
+            return self.stored_diagnosis
         from monitor.drift.diagnosis import diagnose
 
         return diagnose(self)
@@ -172,18 +179,19 @@ class DriftReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
-        """Rebuild a report from :meth:`to_dict` output (e.g. ``drift_runs.result``)."""
-        sigs = tuple(
-            DriftResult(signal=s["signal"], method=s["method"], statistic=s.get("statistic"),
-                        p_value=s.get("p_value"), threshold=float(s["threshold"]),
-                        drifted=bool(s["drifted"]), n_reference=int(s["n_reference"]),
-                        n_current=int(s["n_current"]), status=s.get("status", "ok"),
-                        details=dict(s.get("details") or {}))
-            for s in data.get("signals", []))
+        """Rebuild a report from :meth:`to_dict` output (e.g. ``drift_runs.result``):
+        ``from_dict(d).to_dict() == d`` for every ``d`` that :meth:`to_dict` wrote (each
+        signal's ``corrected`` flag is derived from the verdict again). Raises
+        :class:`KeyError` / :class:`ValueError` / :class:`TypeError` on a malformed object."""
+        from monitor.drift.diagnosis import Diagnosis
+
+        sigs = tuple(DriftResult.from_dict(s) for s in data.get("signals") or [])
         verdict = dict(data.get("verdict") or {})
+        diag = data.get("diagnosis")
         return cls(n_reference=int(data["n_reference"]), n_current=int(data["n_current"]),
                    drifted=bool(data["drifted"]), signals=sigs,
-                   alpha=float(verdict.get("alpha", 0.01)), verdict=verdict)
+                   alpha=float(verdict.get("alpha", 0.01)), verdict=verdict,
+                   stored_diagnosis=Diagnosis.from_dict(diag) if isinstance(diag, Mapping) else None)
 
 
 def holm_verdict(results: Sequence[DriftResult], alpha: float,

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (3, ("collectors", "collectors.collector", "collectors.sinks", "collectors.spool",
          "collectors.instrument", "collectors.pipeline")),
     (4, ("monitor.drift",)),
-    (5, ("monitor.policy",)),
+    (5, ("monitor.policy", "monitor.windowmetrics")),
     (6, ("monitor.actions", "monitor.webhook", "monitor.outbox", "monitor.persist")),
     (7, ("monitor.registry", "monitor.retrain", "monitor.review", "monitor.enrich", "monitor.opshealth",
          "monitor.jobs", "reports", "monitor.lake",

@@ -122,7 +122,7 @@ def test_cooldown_is_per_model_version() -> None:
 
 def test_rollback_after_promotion_on_realized_macro_f1_drop() -> None:
     policy = load_policy(None)
-    base = {"hours_since_promotion": 5.0, "n_labeled": 80.0}
+    base = {"hours_since_promotion": 5.0, "n_labelled": 80.0}
     drop = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, worse=True, **base)]), now=NOW)
     assert [d.rule for d in drop] == ["rollback-after-promotion"]
     assert [a.kind for a in drop[0].actions] == ["notify", "rollback"]
@@ -131,7 +131,7 @@ def test_rollback_after_promotion_on_realized_macro_f1_drop() -> None:
     # a large drop the performance test does not find significant is noise: no rollback
     noise = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, worse=False, **base)]), now=NOW)
     assert noise == []
-    long_ago = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, n_labeled=80.0,
+    long_ago = evaluate(policy, History([window(1, realized_macro_f1_drop=0.12, n_labelled=80.0,
                                                 hours_since_promotion=500.0)]), now=NOW)
     assert long_ago == []
     unknown = evaluate(policy, History([window(1, realized_macro_f1_drop=None, **base)]), now=NOW)
@@ -252,3 +252,20 @@ def test_action_parameters_are_validated_at_load_time() -> None:
     with pytest.raises(PolicyError, match="parameter 'argv'"):
         actions.parse_policy("rules:\n  - name: a\n    when: {all: [{signal: embedding, drifted: true}]}\n"
                      "    actions: [command]\n")
+
+
+def test_the_old_metric_name_n_labeled_still_works_and_is_warned_about_once(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.policy as policy_module
+
+    monkeypatch.setattr(policy_module, "_warned", set())
+    text = ("rules:\n  - name: a\n    when:\n      all:\n        - {metric: n_labeled, ge: 50}\n"
+            "        - {metric: realized_macro_f1_drop, gt: 0.05}\n")
+    with caplog.at_level("WARNING", logger="monitor.policy"):
+        old, again = parse_policy(text), parse_policy(text)
+    warned = [r for r in caplog.records if "n_labeled" in r.getMessage()]
+    assert len(warned) == 1 and "deprecated" in warned[0].getMessage()
+    assert old == again == parse_policy(text.replace("n_labeled", "n_labelled"))
+    assert [d.rule for d in evaluate(old, History([window(1, n_labelled=80.0, realized_macro_f1_drop=0.1)]),
+                                     now=NOW)] == ["a"]
+    assert evaluate(old, History([window(1, n_labelled=20.0, realized_macro_f1_drop=0.1)]), now=NOW) == []
