@@ -124,7 +124,7 @@ def build_streams(n_windows: int, rows: int, seed: int,
 def run(n_windows: int, rows: int, seed: int,
         stationary: tuple[str, ...] = ("sentiment", "intent")) -> dict[str, Any]:
     from collectors.schema import records_to_table
-    from monitor.drift.references import create_reference
+    from monitor.persist.references import create_reference
     from monitor.scheduler import Scheduler
     from monitor.settings import Settings
     from monitor.store import Store

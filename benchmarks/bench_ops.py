@@ -29,7 +29,7 @@ def main() -> None:
 
     from monitor.actions import load_policy
     from monitor.demo.receiver import WebhookReceiver
-    from monitor.drift.runs import check_window
+    from monitor.persist.runs import check_window
     from monitor.policy import History, evaluate
     from monitor.scheduler import Scheduler, window_from_run
     from monitor.settings import Settings

@@ -55,8 +55,8 @@ def main() -> None:
 
     import_s = time.perf_counter() - t
 
-    from monitor.drift.references import create_reference, load_reference
-    from monitor.drift.runs import check_window
+    from monitor.persist.references import create_reference, load_reference
+    from monitor.persist.runs import check_window
     from monitor.store import Store
     from reports.evidently_section import evidently_html
     from reports.render import render_run

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.retrain.guard import anytime_pvalue_worse, mcnemar_pvalue  # noqa: E402
+from monitor.retrain.guard import anytime_pvalue_worse, mcnemar_pvalue
 
 ALPHA, MIN_ROWS, DISCORDANT = 0.05, 50, 0.10
 

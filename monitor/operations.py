@@ -216,7 +216,7 @@ def reference_create(store: Store, settings: Settings, *, name: str, from_file: 
                      start: datetime | None = None, end: datetime | None = None,
                      replace: bool = False) -> dict[str, Any]:
     """Create a reference set from a records file or from a window of stored predictions."""
-    from monitor.drift.references import create_reference
+    from monitor.persist.references import create_reference
     from monitor.recordfile import read_records
 
     if from_file is not None:
@@ -242,7 +242,7 @@ def reference_create(store: Store, settings: Settings, *, name: str, from_file: 
 
 def reference_list(store: Store, settings: Settings, *, model: str | None = None) -> list[dict[str, Any]]:
     """Reference sets, newest first."""
-    from monitor.drift.references import list_references
+    from monitor.persist.references import list_references
 
     return [_jsonable(r) for r in list_references(store, model)]
 
@@ -252,7 +252,7 @@ def drift_window(store: Store, settings: Settings, *, model: str, model_version:
                  end: datetime | None = None, signals: list[str] | None = None, alpha: float = 0.01,
                  options: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> dict[str, Any]:
     """Test a stored window against a reference set (recorded as a drift run): DESIGN §5 JSON + run_id."""
-    from monitor.drift.runs import check_window
+    from monitor.persist.runs import check_window
 
     if last is not None and (start is not None or end is not None):
         raise ConfigError("give --last or --start/--end, not both")

@@ -23,8 +23,10 @@ A policy is a YAML file (DESIGN §7)::
 Conditions are ``{signal: NAME, drifted: BOOL}``, ``{signal: NAME, corrected: BOOL}``,
 ``{signal: NAME, statistic: {gt: X}}``, ``{signal: NAME, p_value: {lt: X}}`` (signals of
 DESIGN §4), ``{diagnosis: KIND}`` (or a list of kinds) or ``{metric: NAME, lt|le|gt|ge: X}``
-on a per-window metric (:data:`METRICS`: confidence and performance deltas, realized
-performance, time since the version's promotion, operational health). ``all``/``any`` nest.
+on a per-window metric (:data:`METRICS`, the fields of
+:class:`monitor.windowmetrics.WindowMetrics`: confidence and performance deltas, realized
+performance, time since the version's promotion, operational health; the old name
+``n_labeled`` still reads as ``n_labelled``, with a deprecation warning). ``all``/``any`` nest.
 ``drifted`` is the signal's **raw** flag (its own p-value under its own threshold);
 ``corrected`` is whether the verdict's weighted-Holm correction rejected it (the family-wise
 error rate of the window stays at α however many signals run), which is what the shipped
@@ -44,6 +46,7 @@ holds at the newest window of each model — fired, or held back by its cooldown
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,7 +67,9 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.drift.names import SIGNALS, Signal
 from monitor.errors import PolicyError
+from monitor.windowmetrics import DEPRECATED_METRICS, METRICS
 
 __all__ = [
     "ACTION_KINDS",
@@ -88,40 +93,11 @@ __all__ = [
     "parse_policy",
 ]
 
-SIGNALS = ("embedding", "bbsd", "class_distribution", "confidence", "unknown_input", "tokenizer",
-           "performance")
 ACTION_KINDS = ("notify", "review", "retrain", "rollback", "command")
 
-#: Per-window metrics a ``{metric: ...}`` condition may test, with their meaning.
-METRICS: dict[str, str] = {
-    "n_current": "rows in the window",
-    "confidence_mean_delta": "mean max-probability of the window minus that of the reference",
-    "estimated_accuracy_drop": "reference minus window mean confidence (CBPE-style estimate, "
-                               "valid for a calibrated model)",
-    "n_labeled": "window rows with ground truth",
-    "realized_accuracy": "accuracy of the window's labelled rows",
-    "realized_macro_f1": "macro-F1 of the window's labelled rows",
-    "realized_accuracy_drop": "reference accuracy minus window accuracy",
-    "realized_macro_f1_drop": "reference macro-F1 minus window macro-F1",
-    "hours_since_promotion": "hours since the window's model version was promoted over an active one",
-    "parent_paired_p": "one-sided exact McNemar p-value that the version is worse than the version it "
-                       "was promoted over, both scored on the same labelled rows with text logged since "
-                       "the promotion (monitor.retrain.postpromotion)",
-    "parent_accuracy_delta": "accuracy of the version minus that of the version it was promoted over, "
-                             "on those same rows",
-    "n_paired_with_parent": "labelled rows with text (label in the label set) both versions were scored on",
-    "n_labeled_since_promotion": "rows with ground truth logged since the promotion, with text or not",
-    "latency_p50_ms": "operational health: latency median",
-    "latency_p95_ms": "operational health: latency 95th percentile",
-    "latency_p99_ms": "operational health: latency 99th percentile",
-    "throughput_per_s": "operational health: records per second",
-    "error_rate": "operational health: serving errors / (records + errors)",
-    "n_errors": "operational health: serving errors reported by collectors",
-    "n_tokenizer_failures": "operational health: tokenizer failures",
-    "queue_depth_max": "operational health: largest collector queue depth",
-    "dropped": "operational health: records the collectors dropped",
-    "sink_failures": "operational health: collector sink failures",
-}
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # deprecated metric names already warned about in this process
 
 Severity = Literal["info", "warning", "critical"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -182,8 +158,7 @@ class Comparison(_Model):
 class SignalCondition(_Model):
     """A condition on one drift signal of a window."""
 
-    signal: Literal["embedding", "bbsd", "class_distribution", "confidence", "unknown_input",
-                    "tokenizer", "performance"]
+    signal: Signal
     drifted: bool | None = None
     corrected: bool | None = None
     statistic: Comparison | None = None
@@ -256,6 +231,12 @@ class MetricCondition(_Model):
     @field_validator("metric")
     @classmethod
     def _known(cls, value: str) -> str:
+        if value in DEPRECATED_METRICS:
+            new = DEPRECATED_METRICS[value]
+            if value not in _warned:
+                _warned.add(value)
+                log.warning("policy metric '%s' is deprecated: write '%s' (read as '%s')", value, new, new)
+            return new
         if value not in METRICS:
             raise ValueError(f"unknown metric '{value}'; known: {', '.join(METRICS)}")
         return value

@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -65,10 +65,12 @@ from monitor.services import LocalModelServices
 from monitor.settings import Settings
 from monitor.store import Store
 from monitor.windowcheck import EnrichingWindow, WindowCheck
+from monitor.windowmetrics import WindowMetrics, finite
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from monitor.drift.suite import DriftReport
     from monitor.opshealth import HealthSummary
 
 __all__ = ["CycleResult", "Scheduler", "window_from_run"]
@@ -76,10 +78,6 @@ __all__ = ["CycleResult", "Scheduler", "window_from_run"]
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_HEALTH_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_per_s", "error_rate",
-                   "n_errors", "n_tokenizer_failures", "queue_depth_max", "dropped", "sink_failures")
-_PARENT_METRICS = ("parent_paired_p", "parent_accuracy_delta", "n_paired_with_parent",
-                   "n_labeled_since_promotion")  # monitor.retrain.postpromotion.PARENT_METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,80 +113,34 @@ class CycleResult:
         }
 
 
-def _f(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+def window_from_run(run: Mapping[str, Any], *, report: DriftReport | None = None,
+                    health: Mapping[str, Any] | None = None, version: Mapping[str, Any] | None = None,
+                    now: datetime | None = None, parent: Mapping[str, Any] | None = None) -> Window:
+    """The policy's view of one drift run (``ops_run`` / ``ops_run_history`` row).
 
-
-def window_from_run(run: dict[str, Any], *, health: dict[str, Any] | None = None,
-                    version: dict[str, Any] | None = None, now: datetime | None = None,
-                    parent: dict[str, Any] | None = None) -> Window:
-    """The policy's view of one stored drift run (``ops_run`` / ``ops_run_history`` row).
-
-    Metrics come from the signals' details (confidence means, realized or CBPE-estimated
-    performance), the health window of the same run, the registry (time since the version
-    was last promoted over another active version; ``version["promoted_at"]``) and the paired
-    test against the version it replaced (``parent``: a ``parent_checks.evidence`` object).
+    ``report`` is the run's :class:`~monitor.drift.suite.DriftReport` when the caller holds it
+    (the cycle's window check); otherwise it is read from the row's ``result``
+    (:func:`monitor.persist.runs.stored_report`). Metrics are
+    :meth:`~monitor.windowmetrics.WindowMetrics.of` the report, the health window of the same
+    run, the registry (time since the version was last promoted over another active
+    version; ``version["promoted_at"]``) and the paired test against the version it replaced
+    (``parent``: a ``parent_checks.evidence`` object).
     """
-    result = json.loads(run["result"]) if isinstance(run["result"], str) else dict(run["result"])
-    signals: dict[str, SignalObservation] = {}
-    details: dict[str, dict[str, Any]] = {}
-    rejected = {t["signal"]: bool(t.get("rejected"))
-                for t in (result.get("verdict") or {}).get("tests", [])}
-    for s in result.get("signals", []):
-        signals[s["signal"]] = SignalObservation(drifted=bool(s.get("drifted")),
-                                                 statistic=_f(s.get("statistic")),
-                                                 p_value=_f(s.get("p_value")),
-                                                 status=str(s.get("status", "ok")),
-                                                 corrected=rejected.get(s["signal"]))
-        details[s["signal"]] = dict(s.get("details") or {})
-    metrics: dict[str, float | None] = {k: None for k in
-                                        ("confidence_mean_delta", "estimated_accuracy_drop", "n_labeled",
-                                         "realized_accuracy", "realized_macro_f1",
-                                         "realized_accuracy_drop", "realized_macro_f1_drop",
-                                         "hours_since_promotion", *_PARENT_METRICS, *_HEALTH_METRICS)}
-    metrics["n_current"] = float(run["n_current"])
-    diag = result.get("diagnosis") if isinstance(result.get("diagnosis"), dict) else None
-    if diag is None and result.get("signals") is not None and "n_reference" in result:
-        from monitor.drift.suite import DriftReport  # runs stored before diagnoses existed
+    from monitor.persist.runs import stored_report
 
-        diag = DriftReport.from_dict(result).diagnosis().to_dict()
-    conf = details.get("confidence", {})
-    if _f(conf.get("mean_drop")) is not None:
-        metrics["confidence_mean_delta"] = -float(conf["mean_drop"])
-    perf = details.get("performance", {})
-    metrics["n_labeled"] = _f(perf.get("n_labelled", perf.get("n_labeled")))
-    if "estimated_accuracy" in perf and _f(perf.get("reference_accuracy")) is not None:
-        est = _f(perf["estimated_accuracy"])
-        if est is not None:
-            metrics["estimated_accuracy_drop"] = float(perf["reference_accuracy"]) - est
-    if _f(perf.get("current_accuracy")) is not None:
-        metrics["realized_accuracy"] = _f(perf["current_accuracy"])
-        ref_acc = _f(perf.get("reference_accuracy"))
-        if ref_acc is not None:
-            metrics["realized_accuracy_drop"] = ref_acc - float(perf["current_accuracy"])
-    if _f(perf.get("current_macro_f1")) is not None:
-        metrics["realized_macro_f1"] = _f(perf["current_macro_f1"])
-        ref_f1 = _f(perf.get("reference_macro_f1"))
-        if ref_f1 is not None:
-            metrics["realized_macro_f1_drop"] = ref_f1 - float(perf["current_macro_f1"])
-    for key in _PARENT_METRICS:
-        if parent:
-            metrics[key] = _f((parent.get("metrics") or {}).get(key))
-    for key in _HEALTH_METRICS:
-        if health:
-            metrics[key] = _f(health.get(key))
+    rep = report if report is not None else stored_report(run["result"])
+    signals = {s.signal: SignalObservation(drifted=s.drifted, statistic=finite(s.statistic),
+                                           p_value=finite(s.p_value), status=s.status,
+                                           corrected=rep.corrected(s.signal))
+               for s in rep.signals}
     end = run.get("window_end")
-    promoted_at = (version or {}).get("promoted_at")
-    at = end or now
-    if promoted_at is not None and at is not None and at >= promoted_at:
-        metrics["hours_since_promotion"] = (at - promoted_at).total_seconds() / 3600.0
+    metrics = WindowMetrics.of(rep, health=health, promoted_at=(version or {}).get("promoted_at"),
+                               at=end or now, parent=(parent or {}).get("metrics"))
+    diag = rep.diagnosis().to_dict()
     return Window(run_id=str(run["run_id"]), model_name=str(run["model_name"]),
                   model_version=str(run["model_version"]), n_current=int(run["n_current"]),
-                  drifted=bool(run["drifted"]), signals=signals, metrics=metrics, window_end=end,
-                  diagnosis=(diag or {}).get("kind"), diagnosis_detail=diag)
+                  drifted=bool(run["drifted"]), signals=signals, metrics=metrics.as_dict(),
+                  window_end=end, diagnosis=diag["kind"], diagnosis_detail=diag)
 
 
 def _enriched_mask(table: pa.Table) -> pa.ChunkedArray:
@@ -366,8 +318,8 @@ class Scheduler:
         later cycle because it is still being enriched (or ``None``); windows after an enriching
         one wait with it, so windows are still checked in order.
         """
-        from monitor.drift.references import load_reference, reference_for
-        from monitor.drift.runs import check_records
+        from monitor.persist.references import load_reference, reference_for
+        from monitor.persist.runs import check_records
 
         reference_name = reference_for(self.store, model_name, model_version)
         if reference_name is None:
@@ -459,7 +411,8 @@ class Scheduler:
             if row["model_version"] != version:
                 break
             if current is not None and row["run_id"] == run_id:
-                keep.append(window_from_run(current.run_row(), health=current.health_row(),
+                keep.append(window_from_run(current.run_row(), report=current.report,
+                                            health=current.health_row(),
                                             version=vinfo[0] if vinfo else None, now=now,
                                             parent=current.parent_row()))
                 continue
@@ -484,7 +437,7 @@ class Scheduler:
 
     def evaluate_run(self, run_id: str) -> tuple[list[Decision], list[ActionRecord]]:
         """Judge one stored drift run again (reads its window from the store only if an action asks)."""
-        from monitor.drift.references import load_reference
+        from monitor.persist.references import load_reference
 
         history = self.history_for(run_id)
         run = self.store.fetch_dicts("ops_run", {"run_id": run_id})[0]

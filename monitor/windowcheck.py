@@ -42,11 +42,12 @@ class WindowCheck:
     parent: ParentCheck | None = None
 
     def run_row(self) -> dict[str, Any]:
-        """The run as an ``ops_run`` row (what :func:`monitor.scheduler.window_from_run` reads)."""
+        """The run as an ``ops_run`` row, less its ``result`` JSON: the report itself is
+        :attr:`report` (what :func:`monitor.scheduler.window_from_run` is given with the row)."""
         return {"run_id": self.run_id, "model_name": self.model_name, "model_version": self.model_version,
                 "reference_name": self.reference_name, "window_start": self.start, "window_end": self.end,
                 "n_reference": self.report.n_reference, "n_current": self.report.n_current,
-                "drifted": self.report.drifted, "result": self.report.to_dict()}
+                "drifted": self.report.drifted}
 
     def health_row(self) -> dict[str, Any] | None:
         """The health summary as an ``ops_run_health`` row (``None`` when none was computed)."""

@@ -1,6 +1,7 @@
 """Everything one per-window report shows, prepared from the two windows (pure).
 
-:func:`prepare_run` turns a drift run (its DESIGN §5 result object) and the
+:func:`prepare_run` turns a drift run (its row and its
+:class:`~monitor.drift.suite.DriftReport`) and the
 reference / current Arrow tables into a :class:`RunContent`; the HTML layer
 only formats it. Heavy or optional pieces come in as functions, so this
 module stays free of I/O: ``shift_fn`` (domain-classifier scores of the
@@ -12,16 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
+from monitor.drift.names import Signal
 from reports.distributions import ClassShares, Histogram, class_shares, histogram
 from reports.examples import Example, pick_examples
 from reports.projection import Projection, project, reduce_pooled
 from reports.tokens import TokenShift, UnknownWord, count_words, over_represented, unknown_words
 from reports.window import embeddings, scalar_columns, strings
+
+if TYPE_CHECKING:
+    from monitor.drift.suite import DriftReport
 
 __all__ = ["RunContent", "ShiftFn", "UnknownFn", "prepare_run"]
 
@@ -34,7 +39,7 @@ class RunContent:
     """Data of one per-window report (no HTML)."""
 
     run: Mapping[str, Any]
-    result: Mapping[str, Any]
+    report: DriftReport
     classes: ClassShares
     histograms: dict[str, Histogram]
     projection: Projection | None
@@ -58,20 +63,20 @@ _HISTOGRAMS: dict[str, tuple[tuple[float, float] | None, bool]] = {
 }
 
 
-def _performance(result: Mapping[str, Any]) -> dict[str, Any]:
-    for sig in result.get("signals", []) or []:
-        if sig.get("signal") == "performance":
-            details = dict(sig.get("details") or {})
-            details.setdefault("_status", sig.get("status"))
-            details.setdefault("_statistic", sig.get("statistic"))
-            details.setdefault("_method", sig.get("method"))
-            return details
-    return {}
+def _performance(report: DriftReport) -> dict[str, Any]:
+    sig = report.signal(Signal.PERFORMANCE)
+    if sig is None:
+        return {}
+    details = dict(sig.details)
+    details.setdefault("_status", sig.status)
+    details.setdefault("_statistic", sig.statistic)
+    details.setdefault("_method", sig.method)
+    return details
 
 
 def prepare_run(
     run: Mapping[str, Any],
-    result: Mapping[str, Any],
+    report: DriftReport,
     reference: pa.Table,
     current: pa.Table,
     *,
@@ -144,9 +149,9 @@ def prepare_run(
             shifted_note = f"Scored on a random sample of {shift_cap:,} of {n_cur:,} current rows."
 
     return RunContent(
-        run=run, result=result, classes=classes, histograms=hists, projection=projection,
+        run=run, report=report, classes=classes, histograms=hists, projection=projection,
         projection_note=projection_note, tokens=tokens, unknown=unknown,
         unknown_method=unknown_method, text_logged=text_logged, most_shifted=shifted,
-        shifted_note=shifted_note, lowest_confidence=lowest, performance=_performance(result),
+        shifted_note=shifted_note, lowest_confidence=lowest, performance=_performance(report),
         scalars_reference=ref_s, scalars_current=cur_s,
     )

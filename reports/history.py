@@ -1,7 +1,8 @@
 """Read what the pages need from the store (the I/O side of the reports package).
 
-Drift runs and their per-signal rows, alerts, version changes (registry
-history, ``model_versions.activated_at``, promote / rollback actions) and,
+Drift runs (each with its :class:`~monitor.drift.suite.DriftReport` under ``report``, read
+through :func:`monitor.persist.runs.stored_report`) and their per-signal rows, alerts, version
+changes (registry history, ``model_versions.activated_at``, promote / rollback actions) and,
 when the table exists, operational health windows.
 """
 
@@ -14,43 +15,49 @@ from datetime import datetime
 from typing import Any
 
 from monitor.errors import NotFoundError, StoreError
+from monitor.persist.runs import stored_report
 from monitor.store import Store
 
-__all__ = ["Event", "History", "SignalPoint", "load_history", "load_run", "load_runs", "parse_result"]
+__all__ = ["Event", "History", "SignalPoint", "load_history", "load_run", "load_runs"]
 
 log = logging.getLogger(__name__)
 
 
-def parse_result(text: Any) -> dict[str, Any]:
-    """The DESIGN §5 object stored in ``drift_runs.result`` (JSON text or already a mapping)."""
+def _json_object(text: Any) -> dict[str, Any]:
+    """An action's ``detail`` JSON (text or already a mapping); ``{}`` when it holds no object."""
     if isinstance(text, dict):
         return text
     try:
         value = json.loads(text) if text else {}
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"drift run result is not valid JSON: {exc}") from exc
+        raise StoreError(f"action detail is not valid JSON: {exc}") from exc
     return value if isinstance(value, dict) else {}
 
 
 def load_run(store: Store, run_id: str) -> dict[str, Any]:
-    """One drift run row (``result`` parsed), or :class:`StoreError` if unknown."""
+    """One drift run row with its ``report`` (the ``result`` JSON read back as a
+    :class:`~monitor.drift.suite.DriftReport`); :class:`StoreError` if unknown or unreadable."""
     rows = store.fetch_dicts("reports_run", {"run_id": run_id})
     if not rows:
         raise NotFoundError(f"no drift run '{run_id}'")
     row = rows[0]
-    row["result"] = parse_result(row["result"])
+    row["report"] = stored_report(row.pop("result"))
     return row
 
 
 def load_runs(store: Store, model_name: str | None = None) -> list[dict[str, Any]]:
-    """Drift runs (``result`` parsed) grouped by model, newest first, each with ``statuses``
-    (the status of every signal)."""
+    """Drift runs grouped by model, newest first, each with its ``report`` (``None``, logged,
+    when its stored result cannot be read) and ``statuses`` (the status of every signal)."""
     runs = store.fetch_dicts("reports_runs", {"model_name": model_name})
     statuses: dict[str, list[str]] = {}
     for row in store.fetch_dicts("reports_run_statuses", {"model_name": model_name}):
         statuses.setdefault(row["run_id"], []).append(str(row["status"]))
     for run in runs:
-        run["result"] = parse_result(run["result"])
+        try:
+            run["report"] = stored_report(run.pop("result"))
+        except StoreError as exc:
+            log.warning("drift run %s: %s", run["run_id"], exc)
+            run["report"] = None
         run["statuses"] = statuses.get(run["run_id"], [])
     return runs
 
@@ -126,7 +133,7 @@ def load_history(store: Store, model_name: str) -> History:
     for row in store.fetch_dicts("reports_version_activations", params):
         add_version(row["event_at"], f"active → {row['version']}")
     for row in _optional(store, "reports_version_actions", params) or []:
-        detail = parse_result(row.get("detail"))
+        detail = _json_object(row.get("detail"))
         to = detail.get("to_version") or detail.get("version") or ""
         add_version(row["event_at"], f"{row['kind']} → {to}".rstrip(" →"))
     hist.versions.sort(key=lambda e: e.at)

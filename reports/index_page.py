@@ -20,7 +20,8 @@ def index_page(
     run_href: Callable[[Mapping[str, Any]], str | None],
     timeline_href: Callable[[str], str],
 ) -> str:
-    """The index page. ``runs`` come grouped by model, newest first (``reports_runs`` order)."""
+    """The index page. ``runs`` come grouped by model, newest first (``reports_runs`` order),
+    each with its ``report`` (:func:`reports.history.load_runs`)."""
     by_model: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
         by_model.setdefault(str(run["model_name"]), []).append(run)
@@ -31,8 +32,8 @@ def index_page(
         for run in items:
             status = run_status(bool(run["drifted"]), list(run.get("statuses") or []))
             counts[status] += 1
-            drifted = [str(s.get("signal")) for s in (run.get("result") or {}).get("signals", [])
-                       if s.get("drifted")]
+            report = run.get("report")
+            drifted = [s.signal for s in report.signals if s.drifted] if report is not None else []
             href = run_href(run)
             when = fmt_ts(run.get("window_end") or run.get("created_at"))
             link = (f'<a class="nw" href="{escape(href)}">{escape(when)}</a>' if href

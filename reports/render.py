@@ -88,7 +88,7 @@ def _current_window(store: Store, run: Mapping[str, Any]) -> pa.Table:
 
 
 def _reference(store: Store, run: Mapping[str, Any], like: pa.Table) -> tuple[pa.Table, str]:
-    from monitor.drift import references
+    from monitor.persist import references
 
     name = run.get("reference_name")
     if not name:
@@ -186,7 +186,7 @@ def render_run(store: Store, run_id: str, out_dir: Path, *, current: pa.Table | 
     unknown_fn = _unknown_fn(store, run) if current.num_rows else None
     note = ref_note or ("" if current.num_rows else "the window's rows are no longer stored")
     with threadpool_limits(limits=1):
-        content = prepare_run(run, run["result"], reference, current, shift_fn=_shift_fn(),
+        content = prepare_run(run, run["report"], reference, current, shift_fn=_shift_fn(),
                               unknown_fn=unknown_fn)
         evidently = _evidently_section(content.scalars_reference, content.scalars_current, note,
                                        out_dir / "assets")

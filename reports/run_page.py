@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monitor.drift.diagnosis import Diagnosis
-from monitor.drift.suite import DriftReport
+from monitor.drift.base import DriftResult
+from monitor.drift.names import Signal
 from reports import svg
 from reports.content import RunContent
 from reports.examples import Example
 from reports.page import STATUS_COLORS, badge, fmt_num, fmt_ts, page, table
 
+if TYPE_CHECKING:
+    from monitor.drift.suite import DriftReport
+
 __all__ = ["run_page", "run_status"]
 
-_SIGNAL_TITLES = {
-    "embedding": "Embeddings", "class_distribution": "Predicted classes", "confidence": "Confidence",
-    "tokenizer": "Tokenizer", "performance": "Performance", "bbsd": "Probability vector (BBSD)",
-    "unknown_input": "Unknown inputs",
+_SIGNAL_TITLES: dict[str, str] = {
+    Signal.EMBEDDING: "Embeddings", Signal.CLASS_DISTRIBUTION: "Predicted classes",
+    Signal.CONFIDENCE: "Confidence", Signal.TOKENIZER: "Tokenizer", Signal.PERFORMANCE: "Performance",
+    Signal.BBSD: "Probability vector (BBSD)", Signal.UNKNOWN_INPUT: "Unknown inputs",
 }
 _HIST_TITLES = {
     "confidence": "Confidence (max class probability)", "entropy": "Prediction entropy (nats)",
@@ -38,76 +41,63 @@ def run_status(drifted: bool, statuses: Sequence[str]) -> str:
     return "ok"
 
 
-def _signal_badge(sig: Mapping[str, Any], corrected: bool | None) -> str:
+def _signal_badge(sig: DriftResult, corrected: bool | None) -> str:
     """``drifted`` only when the verdict's correction rejected the signal; a raw flag that did
     not survive is labelled as such; an estimate without a p-value is informational."""
-    status = sig.get("status", "ok")
-    if status != "ok":
-        return badge(str(status).replace("_", " "),
-                     STATUS_COLORS["warn" if status != "error" else "none"])
-    if sig.get("p_value") is None:
+    if sig.status != "ok":
+        return badge(sig.status.replace("_", " "),
+                     STATUS_COLORS["warn" if sig.status != "error" else "none"])
+    if sig.p_value is None:
         return badge("informational", STATUS_COLORS["none"])
     if corrected:
         return badge("drifted", STATUS_COLORS["drifted"])
-    if sig.get("drifted"):
+    if sig.drifted:
         return badge("raw flag only", STATUS_COLORS["warn"])
     return badge("ok", STATUS_COLORS["ok"])
 
 
-def _diagnosis(result: Mapping[str, Any]) -> Diagnosis | None:
-    diag = Diagnosis.from_dict(result.get("diagnosis") if isinstance(result.get("diagnosis"), Mapping)
-                               else None)
-    if diag is None and result.get("signals") is not None and "n_reference" in result:
-        try:  # runs stored before diagnoses existed
-            diag = DriftReport.from_dict(result).diagnosis()
-        except (KeyError, TypeError, ValueError):
-            return None
-    return diag
-
-
 def _verdict(content: RunContent) -> str:
-    run, result = content.run, content.result
-    signals = list(result.get("signals") or [])
-    drifted = bool(result.get("drifted", run.get("drifted")))
-    status = run_status(drifted, [str(s.get("status", "ok")) for s in signals])
-    verdict = result.get("verdict") if isinstance(result.get("verdict"), Mapping) else {}
-    assert isinstance(verdict, Mapping)
+    run, report = content.run, content.report
+    signals = report.signals
+    drifted = report.drifted
+    status = run_status(drifted, [s.status for s in signals])
+    verdict = report.verdict
     tests = {str(t.get("signal")): t for t in verdict.get("tests") or [] if isinstance(t, Mapping)}
 
     def title(name: str) -> str:
         return _SIGNAL_TITLES.get(name, name)
 
     corrected = [title(n) for n, t in tests.items() if t.get("rejected")]
-    raw_only = [s for s in signals if s.get("drifted") and s.get("p_value") is not None
-                and not tests.get(str(s.get("signal")), {}).get("rejected")]
-    diag = _diagnosis(result)
-    kind = diag.title if diag is not None and diag.kind != "none" else None
+    raw_only = [s for s in signals if s.drifted and s.p_value is not None
+                and not tests.get(s.signal, {}).get("rejected")]
+    diag = report.diagnosis()
+    kind = diag.title if diag.kind != "none" else None
     headline = {"drifted": "Drift detected" + (f": {kind}" if kind else ""), "ok": "No drift detected",
                 "warn": "No drift detected, but signals could not be tested"}[status]
     lines = []
     if drifted:
         lines.append("Drifted after correction: " + ", ".join(corrected) + "." if corrected else
                      "Drift detected.")
-        if diag is not None and diag.evidence.get("reasons"):
+        if diag.evidence.get("reasons"):
             lines.append("Evidence: " + "; ".join(str(r) for r in diag.evidence["reasons"]) + ".")
     else:
         lines.append("No signal is drifted after correction.")
     if raw_only:
         lines.append("Raw flag only, not significant after correction: " + ", ".join(
-            f"{title(str(s.get('signal')))} (p {fmt_num(s.get('p_value'))}, adjusted "
-            f"{fmt_num(tests.get(str(s.get('signal')), {}).get('adjusted_p_value'))})"
+            f"{title(s.signal)} (p {fmt_num(s.p_value)}, adjusted "
+            f"{fmt_num(tests.get(s.signal, {}).get('adjusted_p_value'))})"
             for s in raw_only) + ".")
     method = str(verdict.get("method", "holm"))
     method_words = "weighted Holm" if method == "weighted_holm" else method
     rows = []
     for s in signals:
-        name = str(s.get("signal"))
+        name = s.signal
         t = tests.get(name, {})
         rows.append([
             f"<b>{escape(title(name))}</b> <span class=mono>{escape(name)}</span>",
-            f"<span class=mono>{escape(str(s.get('method', '')))}</span>",
-            fmt_num(s.get("statistic")), fmt_num(s.get("p_value")), fmt_num(s.get("threshold")),
-            "yes" if s.get("drifted") and s.get("p_value") is not None else "no",
+            f"<span class=mono>{escape(s.method)}</span>",
+            fmt_num(s.statistic), fmt_num(s.p_value), fmt_num(s.threshold),
+            "yes" if s.drifted and s.p_value is not None else "no",
             fmt_num(t.get("weight")), fmt_num(t.get("adjusted_p_value")),
             _signal_badge(s, bool(t.get("rejected")) if t else None),
         ])
@@ -118,13 +108,12 @@ def _verdict(content: RunContent) -> str:
     facts = [
         ("model", f"{run.get('model_name')} {run.get('model_version')}"),
         ("window", window), ("reference", str(run.get("reference_name") or "–")),
-        ("rows", f"{fmt_num(result.get('n_current', run.get('n_current')))} current · "
-                 f"{fmt_num(result.get('n_reference', run.get('n_reference')))} reference"),
+        ("rows", f"{fmt_num(report.n_current)} current · {fmt_num(report.n_reference)} reference"),
     ]
-    if diag is not None and diag.kind != "none":
+    if diag.kind != "none":
         facts.append(("diagnosis confidence", f"{diag.confidence:.0%}"))
     fact_html = " · ".join(f"{escape(k)}: <b>{escape(v)}</b>" for k, v in facts)
-    diag_attr = f' data-diagnosis="{escape(diag.kind)}"' if diag is not None else ""
+    diag_attr = f' data-diagnosis="{escape(diag.kind)}"'
     return (
         f'<div id="verdict" class="verdict {status}" data-status="{status}"{diag_attr}>'
         f"<h2>{escape(headline)}</h2>"
@@ -137,17 +126,19 @@ def _verdict(content: RunContent) -> str:
         "drifted after correction. Estimates without a p-value (CBPE) are informational and never "
         "decide.</p>"
         + table(headers, rows, numeric=numeric)
-        + "</section>" + _per_class(result)
+        + "</section>" + _per_class(report)
     )
 
 
-def _per_class(result: Mapping[str, Any]) -> str:
+def _details(report: DriftReport, signal: Signal) -> Mapping[str, Any]:
+    result = report.signal(signal)
+    return result.details if result is not None else {}
+
+
+def _per_class(report: DriftReport) -> str:
     """Per-class MMD (did each class move?) and the BBSE prior estimate (did the mix move?)."""
-    sigs = {str(s.get("signal")): s for s in result.get("signals") or [] if isinstance(s, Mapping)}
-    emb = (sigs.get("embedding") or {}).get("details") or {}
-    per = emb.get("per_class") if isinstance(emb, Mapping) else None
-    cd = (sigs.get("class_distribution") or {}).get("details") or {}
-    bbse = cd.get("bbse") if isinstance(cd, Mapping) else None
+    per = _details(report, Signal.EMBEDDING).get("per_class")
+    bbse = _details(report, Signal.CLASS_DISTRIBUTION).get("bbse")
     if not per and not bbse:
         return ""
     parts = ['<section class="card" id="per-class"><h2>Classes: did they move, or did the mix?</h2>'

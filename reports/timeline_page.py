@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from html import escape
 
+from monitor.drift.names import SIGNALS
 from reports import svg
 from reports.history import History, SignalPoint
 from reports.page import page
 
 __all__ = ["timeline_page"]
 
-_ORDER = ("embedding", "bbsd", "class_distribution", "confidence", "unknown_input", "tokenizer",
-          "performance")
+_ORDER = SIGNALS
 
 
 def _t(p: SignalPoint) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,8 +10,11 @@ from fastapi import APIRouter
 from monitor.api.errors import ApiError
 from monitor.api.state import StateDep
 from monitor.errors import StoreError
+from monitor.persist.runs import stored_report
 
 __all__ = ["latest_drift", "router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["drift"])
 
@@ -21,13 +24,16 @@ def _iso(value: Any) -> Any:
 
 
 def latest_drift(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """JSON-ready rows of ``server_latest_drift`` (timestamps ISO 8601, ``result`` parsed)."""
+    """JSON-ready rows of ``server_latest_drift``: timestamps ISO 8601, ``result`` the run's
+    :class:`~monitor.drift.suite.DriftReport` (read back from the store) as its DESIGN §5 object,
+    or ``None`` when the stored result cannot be read."""
     out = []
     for r in rows:
         item = {k: _iso(v) for k, v in r.items() if k != "result"}
         try:
-            item["result"] = json.loads(r["result"]) if r["result"] else None
-        except ValueError:
+            item["result"] = stored_report(r["result"]).to_dict() if r["result"] else None
+        except StoreError as exc:
+            log.warning("drift run %s: %s", r.get("run_id"), exc)
             item["result"] = None
         out.append(item)
     return out

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from monitor.drift.names import signal_names
 from monitor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from monitor.drift.base import DriftResult
+    from monitor.drift.suite import DriftReport
 
 __all__ = ["register"]
 
@@ -54,22 +59,22 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
-def _summary(sig: dict[str, Any]) -> str:
-    d = sig.get("details") or {}
-    if sig["status"] != "ok":
+def _summary(sig: DriftResult) -> str:
+    d = sig.details
+    if sig.status != "ok":
         return str(d.get("reason") or d.get("error") or "")
     keys = {"embedding": ("per_class",), "class_distribution": ("js_distance", "psi", "unseen_labels"),
             "confidence": ("mean_drop", "wasserstein", "current_low_share"),
             "tokenizer": ("statistic_of",),
             "performance": ("current_accuracy", "estimated_accuracy", "reference_accuracy")}
     parts = []
-    for k in keys.get(sig["signal"], ()):
+    for k in keys.get(sig.signal, ()):
         if k not in d:
             continue
         v = d[k]
         if k == "per_class":
             shifted = [c for c, r in v.items() if r.get("p_value") is not None
-                       and r["p_value"] < sig["threshold"]]
+                       and r["p_value"] < sig.threshold]
             parts.append(f"classes shifted: {', '.join(shifted) or 'none'}")
         elif isinstance(v, float):
             parts.append(f"{k}={v:.3g}")
@@ -78,31 +83,29 @@ def _summary(sig: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _print_table(title: str, result: dict[str, Any]) -> None:
+def _print_table(title: str, report: DriftReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    adjusted = {t["signal"]: t["adjusted_p_value"] for t in result["verdict"].get("tests", [])}
-    rejected = {t["signal"]: bool(t["rejected"]) for t in result["verdict"].get("tests", [])}
-    verdict = "[bold red]DRIFT[/]" if result["drifted"] else "[green]no drift[/]"
-    diag = result.get("diagnosis") or {}
-    if result["drifted"] and diag.get("title"):
-        verdict += f": {diag['title']}"
-    status = result["verdict"].get("status", "ok")
+    adjusted = {t["signal"]: t["adjusted_p_value"] for t in report.verdict.get("tests", [])}
+    verdict = "[bold red]DRIFT[/]" if report.drifted else "[green]no drift[/]"
+    if report.drifted:
+        verdict += f": {report.diagnosis().title}"
+    status = report.verdict.get("status", "ok")
     if status != "ok":
         verdict += f" [yellow]({status})[/]"
-    method = "weighted Holm" if result["verdict"].get("method") == "weighted_holm" else "Holm"
-    table = Table(title=f"{title}: {verdict}  (n_reference={result['n_reference']}, "
-                        f"n_current={result['n_current']}, {method} α={result['verdict']['alpha']})")
+    method = "weighted Holm" if report.verdict.get("method") == "weighted_holm" else "Holm"
+    table = Table(title=f"{title}: {verdict}  (n_reference={report.n_reference}, "
+                        f"n_current={report.n_current}, {method} α={report.verdict['alpha']})")
     for col in ("signal", "method", "status", "statistic", "raw p", "threshold", "raw flag", "adjusted p",
                 "corrected"):
         table.add_column(col, no_wrap=True)
     table.add_column("details", overflow="fold", min_width=30)
-    for s in result["signals"]:
-        corrected = rejected.get(s["signal"])
-        table.add_row(s["signal"], s["method"], s["status"], _fmt(s["statistic"]), _fmt(s["p_value"], 3),
-                      _fmt(s["threshold"], 3), "yes" if s["drifted"] else "no",
-                      _fmt(adjusted.get(s["signal"]), 3),
+    for s in report.signals:
+        corrected = report.corrected(s.signal)
+        table.add_row(s.signal, s.method, s.status, _fmt(s.statistic), _fmt(s.p_value, 3),
+                      _fmt(s.threshold, 3), "yes" if s.drifted else "no",
+                      _fmt(adjusted.get(s.signal), 3),
                       "–" if corrected is None else ("DRIFTED" if corrected else "no"), _summary(s))
     console = Console()
     if not console.is_terminal:  # pipes and CI logs: rich would default to 80 columns
@@ -116,8 +119,7 @@ def drift(
     current: list[Path] | None = typer.Option(
         None, "--current", help="Current-window records (Parquet/JSONL); repeatable."),
     signals: str | None = typer.Option(
-        None, "--signals", help="Comma-separated: embedding,class_distribution,confidence,tokenizer,"
-                                "performance (default: all)."),
+        None, "--signals", help=f"Comma-separated: {signal_names(',')} (default: all)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per current window, per line."),
     alpha: float = typer.Option(0.01, "--alpha", help="Family-wise alpha of the Holm verdict."),
     option: list[str] | None = typer.Option(
@@ -150,9 +152,9 @@ def drift(
             result = backend.call("drift_window", model=model, model_version=model_version,
                                   reference_name=reference_name, last=last, start=_utc(start),
                                   end=_utc(end), signals=names, alpha=alpha, options=opts, seed=seed)
-        outputs.append((f"{model} run {result['run_id']}", result))
+        outputs.append((f"{model} run {result['run_id']}", result))  # JSON from the sidecar or the store
     else:
-        from monitor.drift.files import compare_files
+        from monitor.persist.files import compare_files
 
         for ref, cur, report in compare_files(reference or [], current or [], signals=names,
                                               alpha=alpha, options=opts, seed=seed):
@@ -163,11 +165,13 @@ def drift(
                 outputs.append((f"{cur} vs {ref}", res))
         if as_json:
             return
+    from monitor.drift.suite import DriftReport
+
     for title, res in outputs:
         if as_json:
             typer.echo(json.dumps(res))
         else:
-            _print_table(title, res)
+            _print_table(title, DriftReport.from_dict(res))
 
 
 reference_app = typer.Typer(help="Named reference sets tied to a model version.", no_args_is_help=True)

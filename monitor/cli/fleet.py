@@ -28,8 +28,8 @@ def _date(value: str | None, flag: str) -> date | None:
 
 def _run(lake: Path, reference: Path, engine: str, by: str | None, since: str | None,
          until: str | None, alpha: float, config_file: Path | None) -> list[dict[str, Any]]:
-    from monitor.drift.files import read_frame
     from monitor.lake.fleet import LakeConfig, fleet_drift
+    from monitor.persist.files import read_frame
     from monitor.settings import load_settings
 
     if by not in (None, "replica", "source"):

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 from monitor.drift.frame import DriftFrame
 from monitor.errors import CalculatorError
@@ -55,6 +56,24 @@ class DriftResult:
             "n_current": self.n_current,
             "details": _jsonable(self.details),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftResult:
+        """Rebuild a result from :meth:`to_dict` output; :class:`KeyError` / :class:`ValueError`
+        / :class:`TypeError` when a required field is missing or malformed."""
+        status = str(data.get("status", "ok"))
+        if status not in ("ok", "insufficient_data", "error"):
+            raise ValueError(f"signal {data.get('signal')!r}: unknown status {status!r}")
+        return cls(signal=str(data["signal"]), method=str(data["method"]),
+                   statistic=_optional_float(data.get("statistic")),
+                   p_value=_optional_float(data.get("p_value")), threshold=float(data["threshold"]),
+                   drifted=bool(data["drifted"]), n_reference=int(data["n_reference"]),
+                   n_current=int(data["n_current"]), status=cast(Status, status),
+                   details=dict(data.get("details") or {}))
+
+
+def _optional_float(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def _finite(x: float | None) -> float | None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from monitor.drift.base import DriftCalculator, DriftResult
 from monitor.drift.frame import DriftFrame
+from monitor.drift.names import SIGNALS, Signal
 from monitor.drift.stats import weighted_holm
 from monitor.errors import CalculatorError, ConfigError
 
@@ -45,27 +46,26 @@ __all__ = ["DEFAULT_SIGNALS", "DEFAULT_WEIGHTS", "METHODS", "DriftReport", "Drif
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNALS: tuple[str, ...] = ("embedding", "bbsd", "class_distribution", "confidence",
-                                    "unknown_input", "tokenizer", "performance")
+#: The signals a suite runs when none are chosen: all of them (:data:`monitor.drift.names.SIGNALS`).
+DEFAULT_SIGNALS: tuple[str, ...] = SIGNALS
 
 #: Prespecified weighted-Holm weights (fixed before any benchmark; docs/detection.md):
 #: the omnibus tests of inputs and outputs weigh 3, each targeted test 1.
-DEFAULT_WEIGHTS: dict[str, float] = {"embedding": 3.0, "bbsd": 3.0, "class_distribution": 1.0,
-                                     "confidence": 1.0, "unknown_input": 1.0, "tokenizer": 1.0,
-                                     "performance": 1.0}
+DEFAULT_WEIGHTS: dict[str, float] = {s: 3.0 if s in (Signal.EMBEDDING, Signal.BBSD) else 1.0
+                                     for s in SIGNALS}
 
 #: signal -> method -> "module:Class" (imported on use).
 METHODS: dict[str, dict[str, str]] = {
-    "embedding": {"mmd": "monitor.drift.embedding:MMDDrift",
-                  "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
-                  "centroid": "monitor.drift.embedding:CentroidDrift",
-                  "rff_hotelling": "monitor.drift.rff:RFFHotellingDrift"},
-    "bbsd": {"ks_bonferroni": "monitor.drift.bbsd:BBSDDrift"},
-    "class_distribution": {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
-    "confidence": {"ks": "monitor.drift.confidence:ConfidenceDrift"},
-    "unknown_input": {"entropy_distance": "monitor.drift.unknown:UnknownInputDrift"},
-    "tokenizer": {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
-    "performance": {"realized": "monitor.drift.performance:PerformanceDrift"},
+    Signal.EMBEDDING.value: {"mmd": "monitor.drift.embedding:MMDDrift",
+                             "domain_classifier": "monitor.drift.embedding:DomainClassifierDrift",
+                             "centroid": "monitor.drift.embedding:CentroidDrift",
+                             "rff_hotelling": "monitor.drift.rff:RFFHotellingDrift"},
+    Signal.BBSD.value: {"ks_bonferroni": "monitor.drift.bbsd:BBSDDrift"},
+    Signal.CLASS_DISTRIBUTION.value: {"chi2": "monitor.drift.class_distribution:ClassDistributionDrift"},
+    Signal.CONFIDENCE.value: {"ks": "monitor.drift.confidence:ConfidenceDrift"},
+    Signal.UNKNOWN_INPUT.value: {"entropy_distance": "monitor.drift.unknown:UnknownInputDrift"},
+    Signal.TOKENIZER.value: {"bonferroni": "monitor.drift.tokenizer:TokenizerDrift"},
+    Signal.PERFORMANCE.value: {"realized": "monitor.drift.performance:PerformanceDrift"},
 }
 
 
@@ -140,6 +140,8 @@ class DriftReport:
     signals: tuple[DriftResult, ...]
     alpha: float = 0.01
     verdict: dict[str, Any] = field(default_factory=dict)
+    #: the diagnosis stored with the report (:meth:`from_dict`); None: diagnose from the signals
+    stored_diagnosis: Diagnosis | None = field(default=None, compare=False)
 
     def signal(self, name: str) -> DriftResult | None:
         """The result of signal ``name``, if it ran."""
@@ -153,7 +155,12 @@ class DriftReport:
         return None
 
     def diagnosis(self) -> Diagnosis:
-        """What kind of shift this window shows, with its evidence (monitor.drift.diagnosis)."""
+        """What kind of shift this window shows, with its evidence (monitor.drift.diagnosis):
+        the stored diagnosis of a report read back with :meth:`from_dict`, so a stored run keeps
+        the diagnosis it was decided with; diagnosed from the signals otherwise (runs stored
+        before diagnoses existed included)."""
+        if self.stored_diagnosis is not None:
+            return self.stored_diagnosis
         from monitor.drift.diagnosis import diagnose
 
         return diagnose(self)
@@ -172,18 +179,19 @@ class DriftReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
-        """Rebuild a report from :meth:`to_dict` output (e.g. ``drift_runs.result``)."""
-        sigs = tuple(
-            DriftResult(signal=s["signal"], method=s["method"], statistic=s.get("statistic"),
-                        p_value=s.get("p_value"), threshold=float(s["threshold"]),
-                        drifted=bool(s["drifted"]), n_reference=int(s["n_reference"]),
-                        n_current=int(s["n_current"]), status=s.get("status", "ok"),
-                        details=dict(s.get("details") or {}))
-            for s in data.get("signals", []))
+        """Rebuild a report from :meth:`to_dict` output (e.g. ``drift_runs.result``):
+        ``from_dict(d).to_dict() == d`` for every ``d`` that :meth:`to_dict` wrote (each
+        signal's ``corrected`` flag is derived from the verdict again). Raises
+        :class:`KeyError` / :class:`ValueError` / :class:`TypeError` on a malformed object."""
+        from monitor.drift.diagnosis import Diagnosis
+
+        sigs = tuple(DriftResult.from_dict(s) for s in data.get("signals") or [])
         verdict = dict(data.get("verdict") or {})
+        diag = data.get("diagnosis")
         return cls(n_reference=int(data["n_reference"]), n_current=int(data["n_current"]),
                    drifted=bool(data["drifted"]), signals=sigs,
-                   alpha=float(verdict.get("alpha", 0.01)), verdict=verdict)
+                   alpha=float(verdict.get("alpha", 0.01)), verdict=verdict,
+                   stored_diagnosis=Diagnosis.from_dict(diag) if isinstance(diag, Mapping) else None)
 
 
 def holm_verdict(results: Sequence[DriftResult], alpha: float,

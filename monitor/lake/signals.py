@@ -36,6 +36,7 @@ import numpy as np
 
 from monitor.drift.base import DriftResult
 from monitor.drift.frame import DriftFrame
+from monitor.drift.names import Signal
 from monitor.drift.rff import RFFHotellingDrift
 from monitor.drift.stats import bonferroni_min
 from monitor.drift.suite import DriftReport, holm_verdict
@@ -44,7 +45,10 @@ from monitor.lake.partials import Partial
 
 __all__ = ["FLEET_SIGNALS", "mann_whitney_binned", "report_from_partials"]
 
-FLEET_SIGNALS = ("embedding", "class_distribution", "confidence", "unknown_input", "tokenizer")
+#: The signals a fleet check computes from mergeable partials (a subset of the suite's).
+FLEET_SIGNALS: tuple[str, ...] = (Signal.EMBEDDING.value, Signal.CLASS_DISTRIBUTION.value,
+                                  Signal.CONFIDENCE.value, Signal.UNKNOWN_INPUT.value,
+                                  Signal.TOKENIZER.value)
 
 
 def _result(signal: str, method: str, *, statistic: float | None, p_value: float | None,

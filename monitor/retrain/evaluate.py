@@ -12,7 +12,7 @@ point estimates, no test.
 After a promotion, :func:`build_reference` scores recent production texts
 (and validation texts when production is scarce) with the new version and
 stores them as the version's drift reference set through
-``monitor.drift.references.create_reference``.
+``monitor.persist.references.create_reference``.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def build_reference(store: Store, encoder: TextEncoder, *, model_name: str, mode
     ``true_labels`` (``None`` entries for unlabelled rows) give the performance signal its
     baseline; ``keep_text`` stores the texts too (privacy: off by default).
     """
-    from monitor.drift.references import create_reference
+    from monitor.persist.references import create_reference
 
     if not texts:
         raise RetrainError(f"{model_name} {model_version}: no texts to build a reference set from")

@@ -27,7 +27,7 @@ call, never per window), and returns one :class:`ParentCheck` per window end;
 :func:`attach` runs it for a cycle's window checks and records each in ``parent_checks``.
 
 Rows without stored text (the privacy default) cannot be re-scored: they count in
-``n_labeled_since_promotion`` but not in ``n_paired_with_parent``, and the test waits for
+``n_labelled_since_promotion`` but not in ``n_paired_with_parent``, and the test waits for
 rows it can use (docs/policy.md says what the shipped policy does then).
 """
 
@@ -43,8 +43,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.policy import Group, MetricCondition, Policy
-from monitor.retrain.guard import (PairedPredictions, anytime_pvalue_worse, anytime_rows_needed,
-                                   mcnemar_evalue, mcnemar_pvalue, score_ci)
+from monitor.retrain.guard import (
+    PairedPredictions,
+    anytime_pvalue_worse,
+    anytime_rows_needed,
+    mcnemar_evalue,
+    mcnemar_pvalue,
+    score_ci,
+)
+from monitor.windowmetrics import PARENT_METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.registry import Registry
@@ -57,9 +64,6 @@ __all__ = ["PARENT_METRICS", "ParentCheck", "ParentSettings", "ParentTest", "att
 
 log = logging.getLogger(__name__)
 
-#: the per-window policy metrics this check provides (``monitor.policy.METRICS``)
-PARENT_METRICS = ("parent_paired_p", "parent_accuracy_delta", "n_paired_with_parent",
-                  "n_labeled_since_promotion")
 _DEFAULT_ALPHA = 0.05
 
 
@@ -186,20 +190,21 @@ class ParentCheck:
     parent_version: str
     promoted_at: datetime
     until: datetime
-    n_labeled: int
+    n_labelled: int
     test: ParentTest
 
     def metrics(self) -> dict[str, float | None]:
         """The policy metrics (:data:`PARENT_METRICS`)."""
         t = self.test
         return {"parent_paired_p": t.p_worse, "parent_accuracy_delta": t.effect,
-                "n_paired_with_parent": float(t.n), "n_labeled_since_promotion": float(self.n_labeled)}
+                "n_paired_with_parent": float(t.n), "n_labelled_since_promotion": float(self.n_labelled)}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``parent_checks.evidence``; the policy reads ``metrics``)."""
         return {"model_name": self.model_name, "version": self.version, "parent_version": self.parent_version,
                 "promoted_at": self.promoted_at.isoformat(), "until": self.until.isoformat(),
-                "n_labeled": self.n_labeled, "test": "anytime-valid mixture e-value on the discordant rows: promoted worse than parent",
+                "n_labelled": self.n_labelled,
+                "test": "anytime-valid mixture e-value on the discordant rows: promoted worse than parent",
                 **self.test.to_dict(), "metrics": self.metrics()}
 
 
@@ -277,7 +282,7 @@ def check_windows(store: Store, settings: Settings, model_name: str, version: st
         keep = np.array([t < end for t in ts], dtype=bool)
         pairs = PairedPredictions(y[keep], mine[keep], theirs[keep], len(labels))
         out[end] = ParentCheck(model_name, version, parent_version, promoted_at, end,
-                               n_labeled=sum(t < end for t in times),
+                               n_labelled=sum(t < end for t in times),
                                test=paired_vs_parent(pairs, alpha=alpha))
     return out
 

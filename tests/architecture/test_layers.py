@@ -1,7 +1,8 @@
 """The layers run one way (STYLE.md): record contract → store → drift (pure) → policy (pure) →
-actions → services → scheduler / server / CLI. No module imports a module of a higher layer —
-lazy imports inside functions included, since those are how a cycle hides — and the module
-graph has no cycle.
+actions → services → scheduler / server / CLI. Drift run and reference persistence lives in
+``monitor.persist`` (beside the actions), so the drift engine stays pure (tested below). No
+module imports a module of a higher layer — lazy imports inside functions included, since those
+are how a cycle hides — and the module graph has no cycle.
 
 The check reads the source with ``ast``; nothing is imported. Imports under ``if TYPE_CHECKING:``
 are left out: they never run.
@@ -25,10 +26,10 @@ LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (3, ("collectors", "collectors.collector", "collectors.sinks", "collectors.spool",
          "collectors.instrument", "collectors.pipeline")),
     (4, ("monitor.drift",)),
-    (5, ("monitor.policy",)),
-    (6, ("monitor.actions", "monitor.webhook", "monitor.outbox")),
+    (5, ("monitor.policy", "monitor.windowmetrics")),
+    (6, ("monitor.actions", "monitor.webhook", "monitor.outbox", "monitor.persist")),
     (7, ("monitor.registry", "monitor.retrain", "monitor.review", "monitor.enrich", "monitor.opshealth",
-         "monitor.jobs", "monitor.drift.runs", "monitor.drift.references", "reports", "monitor.lake",
+         "monitor.jobs", "reports", "monitor.lake",
          "monitor.cloudevents", "monitor.client", "monitor.services", "monitor.windowcheck",
          "monitor.discovery", "monitor.httpserver")),
     (8, ("monitor.scheduler", "monitor.server", "monitor.api", "monitor.cli", "monitor.demo",
@@ -130,3 +131,34 @@ def test_the_module_graph_has_no_cycle() -> None:
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+#: What a pure layer may import from our own packages: the errors and its own modules.
+PURE = {"monitor.drift": ("monitor.errors", "monitor.drift")}
+#: Third-party modules that do I/O or serve: a pure layer imports none of them (lazily neither).
+IO_MODULES = ("duckdb", "fastapi", "httpx", "evidently", "apscheduler", "starlette", "uvicorn", "requests")
+
+
+def _third_party(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_drift_is_pure() -> None:
+    """``monitor.drift`` imports no store, no record file reader, no server: only numerical code."""
+    known = modules()
+    bad = []
+    for pkg, allowed in PURE.items():
+        for name, path in known.items():
+            if name != pkg and not name.startswith(pkg + "."):
+                continue
+            for dep in sorted(imported(path, name, known)):
+                if not any(dep == a or dep.startswith(a + ".") for a in allowed):
+                    bad.append(f"{name} imports {dep}")
+            bad += [f"{name} imports {m}" for m in sorted(_third_party(path) & set(IO_MODULES))]
+    assert bad == []

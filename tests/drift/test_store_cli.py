@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from monitor.drift.references import create_reference, list_references, load_reference, reference_for
-from monitor.drift.runs import check_window
 from monitor.errors import ConfigError, ShiftwatchError
+from monitor.persist.references import create_reference, list_references, load_reference, reference_for
+from monitor.persist.runs import check_window
 from monitor.recordfile import write_jsonl
 from monitor.store import Store
 

@@ -53,7 +53,7 @@ def make_records(n: int, *, seed: int, start: datetime, shift: float = 0.0, conf
 def seed_reference(store: Store, *, n: int = 300, version: str = "v1", name: str | None = None) -> str:
     """A reference set for ``sentiment`` ``version`` from unshifted records."""
     from collectors.schema import records_to_table
-    from monitor.drift.references import create_reference
+    from monitor.persist.references import create_reference
 
     name = name or f"ref-{version}"
     table, _ = records_to_table(make_records(n, seed=1, start=T0 - timedelta(days=2), version=version))

@@ -6,49 +6,81 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from monitor.drift.base import DriftResult
+from monitor.drift.suite import DriftReport
+from monitor.errors import StoreError
 from monitor.scheduler import window_from_run
 from monitor.store import Store
+from monitor.windowmetrics import METRICS
 
 END = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
-def run_row(signals: list[dict]) -> dict:
+def result(signal: str, *, drifted: bool = True, statistic: float | None = None,
+           p_value: float | None = None, status: str = "ok", **details: object) -> DriftResult:
+    return DriftResult(signal=signal, method="m", statistic=statistic, p_value=p_value, threshold=0.01,
+                       drifted=drifted, n_reference=500, n_current=400, status=status,  # type: ignore[arg-type]
+                       details=dict(details))
+
+
+def run_row(*signals: DriftResult) -> dict:
+    report = DriftReport(n_reference=500, n_current=400, drifted=True, signals=signals)
     return {"run_id": "r", "model_name": "m", "model_version": "v2", "n_current": 400, "drifted": True,
-            "window_end": END, "result": json.dumps({"signals": signals})}
+            "window_end": END, "result": json.dumps(report.to_dict())}
 
 
 def test_metrics_from_signal_details_health_and_registry() -> None:
-    signals = [
-        {"signal": "embedding", "drifted": True, "statistic": 0.04, "p_value": 0.001, "status": "ok"},
-        {"signal": "confidence", "drifted": True, "statistic": 0.3, "p_value": 0.002, "status": "ok",
-         "details": {"mean_drop": 0.07}},
-        {"signal": "performance", "drifted": True, "statistic": 0.1, "p_value": 0.01, "status": "ok",
-         "details": {"reference_accuracy": 0.9, "current_accuracy": 0.8, "reference_macro_f1": 0.88,
-                     "current_macro_f1": 0.75, "n_labelled": 120}},
-    ]
-    w = window_from_run(run_row(signals), health={"latency_p99_ms": 250.0, "error_rate": 0.01},
+    row = run_row(
+        result("embedding", statistic=0.04, p_value=0.001),
+        result("confidence", statistic=0.3, p_value=0.002, mean_drop=0.07),
+        result("performance", statistic=0.1, p_value=0.01, reference_accuracy=0.9, current_accuracy=0.8,
+               reference_macro_f1=0.88, current_macro_f1=0.75, n_labelled=120))
+    w = window_from_run(row, health={"latency_p99_ms": 250.0, "error_rate": 0.01},
                         version={"promoted_at": END - timedelta(hours=30)})
     m = w.metrics
+    assert set(m) == set(METRICS)
     assert abs(m["confidence_mean_delta"] + 0.07) < 1e-12
     assert abs(m["realized_macro_f1_drop"] - 0.13) < 1e-12 and abs(m["realized_accuracy_drop"] - 0.1) < 1e-12
-    assert m["n_labeled"] == 120 and m["realized_macro_f1"] == 0.75
+    assert m["n_labelled"] == 120 and m["realized_macro_f1"] == 0.75
     assert m["latency_p99_ms"] == 250.0 and m["error_rate"] == 0.01 and m["throughput_per_s"] is None
     assert m["hours_since_promotion"] == 30.0 and m["n_current"] == 400
     assert m["estimated_accuracy_drop"] is None
     assert w.signals["embedding"].p_value == 0.001 and w.signals["confidence"].drifted
+    assert w.diagnosis is not None and w.diagnosis_detail is not None
+
+
+def test_an_in_memory_report_gives_the_window_its_stored_run_gives() -> None:
+    report = DriftReport(n_reference=500, n_current=400, drifted=False, signals=(
+        result("confidence", drifted=False, statistic=float("nan"), p_value=0.4, mean_drop=float("nan")),
+        result("performance", drifted=False, statistic=0.01, p_value=0.3, n_labelled=np.int64(7))))
+    row = {"run_id": "r", "model_name": "m", "model_version": "v2", "n_current": 400, "drifted": False,
+           "window_end": END}
+    fresh = window_from_run(row, report=report)
+    stored = window_from_run({**row, "result": json.dumps(report.to_dict())})
+    assert fresh == stored
+    assert fresh.signals["confidence"].statistic is None and fresh.metrics["confidence_mean_delta"] is None
+    assert fresh.metrics["n_labelled"] == 7
 
 
 def test_estimated_performance_and_missing_evidence() -> None:
-    cbpe = [{"signal": "performance", "drifted": False, "statistic": 0.05, "p_value": None,
-             "status": "ok", "details": {"reference_accuracy": 0.9, "estimated_accuracy": 0.84,
-                                         "n_labelled": 0}}]
+    cbpe = result("performance", drifted=False, statistic=0.05, reference_accuracy=0.9,
+                  estimated_accuracy=0.84, n_labelled=0)
     m = window_from_run(run_row(cbpe)).metrics
     assert abs(m["estimated_accuracy_drop"] - 0.06) < 1e-12
     assert m["realized_macro_f1_drop"] is None and m["hours_since_promotion"] is None
-    bare = window_from_run(run_row([{"signal": "embedding", "drifted": False,
-                                     "status": "insufficient_data"}]))
+    bare = window_from_run(run_row(result("embedding", drifted=False, status="insufficient_data")))
     assert bare.signals["embedding"].status == "insufficient_data"
     assert bare.metrics["confidence_mean_delta"] is None
+
+
+def test_a_stored_result_that_is_no_report_is_a_store_error() -> None:
+    row = {"run_id": "r", "model_name": "m", "model_version": "v2", "n_current": 1, "drifted": False}
+    for bad in ("not json", json.dumps([1]), json.dumps({"signals": []})):
+        with pytest.raises(StoreError, match="not a drift report"):
+            window_from_run({**row, "result": bad})
 
 
 def test_promotion_time_comes_from_registry_events(tmp_path: Path) -> None:

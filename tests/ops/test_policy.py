@@ -123,7 +123,7 @@ def test_cooldown_is_per_model_version() -> None:
 
 def test_rollback_after_promotion_asks_the_paired_test_against_the_parent() -> None:
     policy = load_policy(None)
-    base = {"hours_since_promotion": 5.0, "n_paired_with_parent": 80.0, "n_labeled_since_promotion": 80.0}
+    base = {"hours_since_promotion": 5.0, "n_paired_with_parent": 80.0, "n_labelled_since_promotion": 80.0}
     worse = evaluate(policy, History([window(1, parent_paired_p=0.01, parent_accuracy_delta=-0.1, **base)]),
                      now=NOW)
     assert [d.rule for d in worse] == ["rollback-after-promotion"]
@@ -150,7 +150,7 @@ def test_rollback_after_promotion_asks_the_paired_test_against_the_parent() -> N
 
 def test_a_drop_after_a_promotion_without_rows_to_pair_only_notifies() -> None:
     policy = load_policy(None)
-    base = {"hours_since_promotion": 5.0, "n_labeled_since_promotion": 80.0, "realized_macro_f1_drop": 0.12}
+    base = {"hours_since_promotion": 5.0, "n_labelled_since_promotion": 80.0, "realized_macro_f1_drop": 0.12}
     no_text = evaluate(policy, History([window(1, worse=True, n_paired_with_parent=0.0, **base)]), now=NOW)
     assert [(d.rule, d.severity) for d in no_text] == [("promotion-unverified", "warning")]
     assert [a.kind for a in no_text[0].actions] == ["notify"]
@@ -275,3 +275,20 @@ def test_action_parameters_are_validated_at_load_time() -> None:
     with pytest.raises(PolicyError, match="parameter 'argv'"):
         actions.parse_policy("rules:\n  - name: a\n    when: {all: [{signal: embedding, drifted: true}]}\n"
                      "    actions: [command]\n")
+
+
+def test_the_old_metric_name_n_labeled_still_works_and_is_warned_about_once(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.policy as policy_module
+
+    monkeypatch.setattr(policy_module, "_warned", set())
+    text = ("rules:\n  - name: a\n    when:\n      all:\n        - {metric: n_labeled, ge: 50}\n"
+            "        - {metric: realized_macro_f1_drop, gt: 0.05}\n")
+    with caplog.at_level("WARNING", logger="monitor.policy"):
+        old, again = parse_policy(text), parse_policy(text)
+    warned = [r for r in caplog.records if "n_labeled" in r.getMessage()]
+    assert len(warned) == 1 and "deprecated" in warned[0].getMessage()
+    assert old == again == parse_policy(text.replace("n_labeled", "n_labelled"))
+    assert [d.rule for d in evaluate(old, History([window(1, n_labelled=80.0, realized_macro_f1_drop=0.1)]),
+                                     now=NOW)] == ["a"]
+    assert evaluate(old, History([window(1, n_labelled=20.0, realized_macro_f1_drop=0.1)]), now=NOW) == []

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from collectors.schema import records_to_table
-from monitor.drift.references import create_reference
+from monitor.persist.references import create_reference
 from monitor.policy import Policy, load_policy, parse_policy
 from monitor.scheduler import Scheduler
 from monitor.settings import Settings
@@ -380,7 +380,7 @@ def test_without_text_the_paired_test_cannot_run_and_only_a_human_is_told(
     fired = [d for d in result.decisions if d.outcome == "fired"]
     assert [d.rule for d in fired] == ["promotion-unverified"], result.to_dict()
     metrics = fired[0].evidence["metrics"]
-    assert metrics["n_paired_with_parent"] == 0 and metrics["n_labeled_since_promotion"] == 300
+    assert metrics["n_paired_with_parent"] == 0 and metrics["n_labelled_since_promotion"] == 300
     assert metrics["parent_paired_p"] is None
     assert [(a.kind, a.status) for a in result.actions] == [("notify", "ok")]
     active = registry.active("sentiment")

@@ -16,8 +16,8 @@ def build_store(path: Path, *, text: bool = True, n_ref: int = 400, n_cur: int =
                 shifts: tuple[float, ...] = (0.0, 0.6, 0.9), artifact_dir: Path | None = None) -> Store:
     """A store with reference set ``ref-v1`` and one drift run per entry of ``shifts``
     (hourly windows), an alert on the last run and version v1 activated before the first."""
-    from monitor.drift.references import create_reference
-    from monitor.drift.runs import check_window
+    from monitor.persist.references import create_reference
+    from monitor.persist.runs import check_window
 
     store = Store(path)
     ref = records(n_ref, start=T0 - timedelta(days=1), text=text, seed=1)

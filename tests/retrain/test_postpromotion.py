@@ -14,8 +14,13 @@ from monitor.actions import load_policy
 from monitor.policy import parse_policy
 from monitor.registry import Preprocessing, Registry
 from monitor.retrain import postpromotion
-from monitor.retrain.guard import (PairedPredictions, anytime_pvalue_worse, anytime_rows_needed,
-                                   mcnemar_evalue, mcnemar_pvalue)
+from monitor.retrain.guard import (
+    PairedPredictions,
+    anytime_pvalue_worse,
+    anytime_rows_needed,
+    mcnemar_evalue,
+    mcnemar_pvalue,
+)
 from monitor.retrain.postpromotion import check_windows, paired_vs_parent, parent_settings
 from monitor.settings import load_settings
 from monitor.store import Store
@@ -84,13 +89,14 @@ def test_looking_every_row_keeps_the_anytime_p_at_alpha_where_the_exact_p_does_n
     m_max, runs = 300, 4000
     parent_wins = np.cumsum(rng.random((runs, m_max)) < 0.5, axis=1)
     m = np.arange(1, m_max + 1)
-    table_e = {(mm - cc, cc): mcnemar_evalue(mm - cc, cc) for mm in range(1, m_max + 1) for cc in range(mm + 1)}
+    table_e = {(mm - cc, cc): mcnemar_evalue(mm - cc, cc)
+               for mm in range(1, m_max + 1) for cc in range(mm + 1)}
     ever_e = np.array([any(table_e[(mm - cc, cc)] >= 20 for mm, cc in zip(m, row, strict=True))
                        for row in parent_wins])
     exact = {(mm - cc, cc): mcnemar_pvalue(mm - cc, cc, alternative="less")
              for mm in range(10, m_max + 1, 10) for cc in range(mm + 1)}
-    ever_p = np.array([any(exact[(mm - int(row[mm - 1]), int(row[mm - 1]))] <= 0.05 for mm in range(10, m_max + 1, 10))
-                       for row in parent_wins])
+    ever_p = np.array([any(exact[(mm - int(row[mm - 1]), int(row[mm - 1]))] <= 0.05
+                           for mm in range(10, m_max + 1, 10)) for row in parent_wins])
     assert ever_e.mean() <= 0.05
     assert ever_p.mean() > 0.1  # the fixed-sample test, looked at 30 times, is not valid: the test can fail
 
@@ -165,17 +171,18 @@ def test_check_windows_scores_new_rows_once_and_counts_rows_without_text(
     found = check_windows(store, settings, "m", "v2", ends)
     assert loads == [1]  # both versions loaded once for both windows
     first, second = found[ends[0]], found[ends[1]]
-    assert first.parent_version == "v1" and (first.test.n, first.n_labeled) == (20, 20)
+    assert first.parent_version == "v1" and (first.test.n, first.n_labelled) == (20, 20)
     # rows 30..39 have no text: labelled, but nothing to re-score
-    assert (second.test.n, second.n_labeled) == (30, 40)
+    assert (second.test.n, second.n_labelled) == (30, 40)
     # v2 is v1 flipped, and the labels agree with v1 on 3 rows in 4: v2 is right exactly where v1 is not
     t = second.test
     assert (t.promoted_only, t.parent_only) == (8, 22) and t.effect == pytest.approx(-14 / 30)
     # the fixed-sample p would decide on 30 rows; the anytime-valid one, which pays for a look every
     # window, waits for more (its rows_needed says how many at these shares)
-    assert t.p_exact is not None and t.p_exact < 0.05 < t.p_worse and t.rows_needed is not None and t.rows_needed > 30
+    assert t.p_exact is not None and t.p_exact < 0.05 < t.p_worse
+    assert t.rows_needed is not None and t.rows_needed > 30
     assert second.metrics() == {"parent_paired_p": t.p_worse, "parent_accuracy_delta": t.effect,
-                                "n_paired_with_parent": 30.0, "n_labeled_since_promotion": 40.0}
+                                "n_paired_with_parent": 30.0, "n_labelled_since_promotion": 40.0}
     # a second look scores nothing again; only a new labelled row is scored (both versions)
     again = check_windows(store, settings, "m", "v2", ends[1:])
     assert loads == [1] and again[ends[1]].test == t
@@ -217,4 +224,4 @@ def test_rows_that_arrived_before_the_promotion_are_not_paired_whatever_their_ti
                        {"t": promoted_at - timedelta(minutes=5)})
     end = promoted_at + timedelta(seconds=41)
     check = check_windows(store, settings, "m", "v2", [end])[end]
-    assert (check.test.n, check.n_labeled) == (29, 38)
+    assert (check.test.n, check.n_labelled) == (29, 38)

@@ -163,7 +163,7 @@ def _log_live_traffic(store: Store, n: int, *, after: datetime, noise: float = 0
 
 
 def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -> None:
-    from monitor.drift.references import list_references
+    from monitor.persist.references import list_references
     from monitor.retrain.service import ShadowNotReady, check_pending_shadow, pending_shadow, shadow_evaluate
 
     store, settings, reg = _shadow_candidate(tmp_path)

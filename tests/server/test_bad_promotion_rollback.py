@@ -86,7 +86,7 @@ def _wait(cond: object, timeout: float, what: str) -> None:
 def test_forced_bad_promotion_rolls_back_and_the_serving_app_reloads_v1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitor.drift.references import reference_for
+    from monitor.persist.references import reference_for
     from monitor.retrain.evaluate import build_reference
 
     models = tmp_path / "models"

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from monitor.cloudevents import PairBuffer
-from monitor.drift.references import create_reference
-from monitor.drift.runs import check_window
+from monitor.persist.references import create_reference
+from monitor.persist.runs import check_window
 from monitor.registry import Preprocessing, Registry
 from monitor.server import create_app
 from monitor.store import Store

@@ -16,8 +16,8 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.drift.references import create_reference
-from monitor.drift.runs import check_window
+from monitor.persist.references import create_reference
+from monitor.persist.runs import check_window
 from monitor.server import create_app
 from monitor.store import Store
 from tests.server.helpers import AUTH, record, settings_for

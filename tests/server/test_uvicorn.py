@@ -78,7 +78,7 @@ def _records(n: int, *, seed: int, shift: float, prefix: str) -> list[dict[str, 
 
 def test_sidecar_with_scheduler_alerts_a_real_webhook(tmp_path: Path) -> None:
     from collectors.schema import records_to_table
-    from monitor.drift.references import create_reference
+    from monitor.persist.references import create_reference
 
     (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
     with WebhookReceiver() as receiver, Store(tmp_path / "sidecar.duckdb") as store:

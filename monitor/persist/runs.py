@@ -1,15 +1,18 @@
-"""Drift runs: check a stored window against a reference set and record the outcome.
+"""Drift runs: check a stored window against a reference set, record the outcome, read it back.
 
 :func:`check_window` is what the scheduler and ``shiftwatch drift --db`` call;
 :func:`save_run` writes one ``drift_runs`` row (the report JSON) and one
-``drift_results`` row per signal, atomically.
+``drift_results`` row per signal, atomically. :func:`stored_report` is the one way back from
+``drift_runs.result`` to a :class:`~monitor.drift.suite.DriftReport` (through
+:meth:`~monitor.drift.suite.DriftReport.from_dict`): the policy, the reports and the API read
+stored runs with it, so JSON exists only in the store and on the wire.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +20,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.drift.frame import DriftFrame
-from monitor.drift.references import load_reference, reference_for
 from monitor.drift.suite import DriftReport, DriftSuite
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
+from monitor.persist.references import load_reference, reference_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.store import Store
 
-__all__ = ["check_records", "check_window", "save_run"]
+__all__ = ["check_records", "check_window", "save_run", "stored_report"]
+
+
+def stored_report(value: str | bytes | Mapping[str, Any] | None) -> DriftReport:
+    """The :class:`DriftReport` of a ``drift_runs.result`` value (JSON text, or the mapping a
+    caller already holds); :class:`StoreError` when it is not a stored drift report."""
+    try:
+        data = json.loads(value) if isinstance(value, str | bytes) else value
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        return DriftReport.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"drift run result is not a drift report: {type(exc).__name__}: {exc}") from exc
 
 
 def save_run(
