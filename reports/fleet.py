@@ -42,12 +42,36 @@ def _window_page(res: Mapping[str, Any]) -> str:
     diag = res.get("diagnosis")
     diag_line = (f"<p>diagnosis: {html.escape(str(diag.get('kind')))}</p>"
                  if isinstance(diag, Mapping) else "")
+    diag_line += _sketch_table(res.get("sketches") or {})
     return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style><h1>{html.escape(title)}</h1>"
             f"<p>{'DRIFT' if res['drifted'] else 'no drift'} - {res['n_current']} rows vs "
             f"{res['n_reference']} reference rows</p>{diag_line}"
             "<table><tr><th>signal</th><th>method</th><th>status</th><th>p-value</th>"
             f"<th>drifted</th></tr>{rows}</table><p><a href=index.html>fleet</a></p>")
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _sketch_table(sketches: Mapping[str, Any]) -> str:
+    """Quantiles of the KLL-sketched columns (informational, not in the verdict)."""
+    if not sketches:
+        return ""
+    rows = []
+    for col, s in sketches.items():
+        q = s.get("quantiles", {})
+        for side in ("reference", "current"):
+            if side in q:
+                rows.append(f"<tr><td>{html.escape(col)}</td><td>{side}</td>"
+                            + "".join(f"<td>{_fmt(q[side].get(p))}</td>"
+                                      for p in ("p50", "p95", "p99"))
+                            + (f"<td>{_fmt(s.get('p_value'))}</td>" if side == "current"
+                               else "<td></td>") + "</tr>")
+    return ("<h2>Unbounded columns (KLL sketches; informational, not in the verdict)</h2>"
+            "<table><tr><th>column</th><th>window</th><th>p50</th><th>p95</th><th>p99</th>"
+            f"<th>KS p-value (error-aware)</th></tr>{''.join(rows)}</table>")
 
 
 def write_fleet_page(results: Sequence[Mapping[str, Any]], out: str | Path, *,

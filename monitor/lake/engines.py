@@ -23,6 +23,7 @@ import pyarrow as pa
 from monitor.drift.frame import DriftFrame
 from monitor.drift.rff import RFFMap
 from monitor.errors import ConfigError, StoreError
+from monitor.lake.kll import DEFAULT_K
 from monitor.lake.layout import HourPartition
 from monitor.lake.partials import Partial, PartialKey, partial_from_frame, partials_from_arrow
 
@@ -30,7 +31,7 @@ __all__ = ["ENGINES", "DuckDBEngine", "LakeEngine", "SparkEngine", "make_engine"
            "partials_of_table"]
 
 _COLUMNS = ("event_id", "predicted_label", "confidence", "probs", "embedding", "n_tokens",
-            "n_unk", "truncated", "source")
+            "n_unk", "truncated", "n_chars", "latency_ms", "source")
 
 
 class LakeEngine(Protocol):
@@ -39,7 +40,7 @@ class LakeEngine(Protocol):
     name: str
 
     def compute_partials(self, lake: Path, jobs: Mapping[HourPartition, Sequence[Path]], *,
-                         n_features: int, rff_seed: int, sample_k: int
+                         n_features: int, rff_seed: int, sample_k: int, kll_k: int = DEFAULT_K
                          ) -> dict[HourPartition, list[Partial]]: ...
 
     def read_partials(self, files: Sequence[Path]) -> list[Partial]: ...
@@ -48,7 +49,8 @@ class LakeEngine(Protocol):
 
 
 def partials_of_table(part: HourPartition, table: pa.Table, files: Sequence[str], *,
-                      n_features: int, rff_seed: int, sample_k: int) -> list[Partial]:
+                      n_features: int, rff_seed: int, sample_k: int,
+                      kll_k: int = DEFAULT_K) -> list[Partial]:
     """The partials (one per source slice) of a replica-hour's rows, sorted by event id."""
     if table.num_rows == 0:
         return []
@@ -62,7 +64,7 @@ def partials_of_table(part: HourPartition, table: pa.Table, files: Sequence[str]
         key = PartialKey(part.model_name, part.model_version, part.date, part.hour, part.replica,
                          source)
         out.append(partial_from_frame(key, frame, feature_map=fmap, files=files,
-                                      sample_k=sample_k))
+                                      sample_k=sample_k, kll_k=kll_k))
     return out
 
 
@@ -77,7 +79,7 @@ class DuckDBEngine:
         self._store = Store(":memory:")
 
     def compute_partials(self, lake: Path, jobs: Mapping[HourPartition, Sequence[Path]], *,
-                         n_features: int, rff_seed: int, sample_k: int
+                         n_features: int, rff_seed: int, sample_k: int, kll_k: int = DEFAULT_K
                          ) -> dict[HourPartition, list[Partial]]:
         out: dict[HourPartition, list[Partial]] = {}
         for part, files in sorted(jobs.items()):
@@ -85,7 +87,7 @@ class DuckDBEngine:
                                             {"files": [str(f) for f in files]})
             names = sorted(str(Path(f).relative_to(lake)) for f in files)
             out[part] = partials_of_table(part, table, names, n_features=n_features,
-                                          rff_seed=rff_seed, sample_k=sample_k)
+                                          rff_seed=rff_seed, sample_k=sample_k, kll_k=kll_k)
         return out
 
     def read_partials(self, files: Sequence[Path]) -> list[Partial]:
@@ -128,7 +130,7 @@ class SparkEngine:
             raise StoreError(f"cannot start Spark ({master}): {exc}") from exc
 
     def compute_partials(self, lake: Path, jobs: Mapping[HourPartition, Sequence[Path]], *,
-                         n_features: int, rff_seed: int, sample_k: int
+                         n_features: int, rff_seed: int, sample_k: int, kll_k: int = DEFAULT_K
                          ) -> dict[HourPartition, list[Partial]]:
         if not jobs:
             return {}
@@ -154,7 +156,7 @@ class SparkEngine:
             if c not in df.columns:
                 df = df.withColumn(c, sf.lit(None))
         df = df.join(sf.broadcast(file_job), on="rel").select("job", "ts", *_COLUMNS)
-        cfg = (n_features, rff_seed, sample_k)
+        cfg = (n_features, rff_seed, sample_k, kll_k)
 
         def per_job(pdf: pd.DataFrame) -> pd.DataFrame:
             job = int(pdf["job"].iloc[0])
@@ -162,7 +164,7 @@ class SparkEngine:
             pdf = pdf.sort_values(["event_id", "ts"], kind="stable")
             table = pa.Table.from_pandas(pdf.drop(columns=["job", "ts"]), preserve_index=False)
             parts = partials_of_table(part, table, names[part], n_features=cfg[0],
-                                      rff_seed=cfg[1], sample_k=cfg[2])
+                                      rff_seed=cfg[1], sample_k=cfg[2], kll_k=cfg[3])
             out = partials_to_arrow(parts).to_pandas()
             out.insert(0, "job", job)
             return out

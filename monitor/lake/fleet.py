@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from monitor.drift.rff import RFFMap
 from monitor.drift.suite import DriftReport
 from monitor.errors import ConfigError
 from monitor.lake.engines import LakeEngine, make_engine
+from monitor.lake.kll import DEFAULT_K
 from monitor.lake.layout import (
     HourPartition,
     file_names,
@@ -33,7 +34,7 @@ from monitor.lake.layout import (
     write_partials_file,
 )
 from monitor.lake.partials import SAMPLE_K, Partial, PartialKey, merge_partials, partial_from_frame
-from monitor.lake.signals import report_from_partials
+from monitor.lake.signals import report_from_partials, sketch_comparisons
 
 __all__ = ["FleetWindow", "GroupBy", "LakeConfig", "ensure_partials", "fleet_drift",
            "reference_partial"]
@@ -50,6 +51,7 @@ class LakeConfig:
     n_features: int = 64
     rff_seed: int = 0
     sample_k: int = SAMPLE_K
+    kll_k: int = DEFAULT_K
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class FleetWindow:
     group: dict[str, str] | None
     report: DriftReport
     partials: int
+    #: informational comparisons of the KLL-sketched columns (never part of the verdict)
+    sketches: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """DESIGN §5's JSON object with the window, and ``group`` when grouped (§9)."""
@@ -74,6 +78,8 @@ class FleetWindow:
         if self.group is not None:
             out["group"] = dict(self.group)
         out["partials"] = self.partials
+        if self.sketches:
+            out["sketches"] = self.sketches
         return out
 
 
@@ -105,12 +111,16 @@ def ensure_partials(lake: str | Path, engine: LakeEngine, *, config: LakeConfig 
         got = have.get(part)
         names = tuple(file_names(files, root))
         if (got is None or any(p.files != names for p in got)
-                or any(_config_of(p) not in (None, config) for p in got)):
+                or any(_config_of(p) not in (None, replace(config, kll_k=DEFAULT_K))
+                       for p in got)
+                or any(p.sketches is None or any(k.k != config.kll_k for k in p.sketches.values())
+                       for p in got)):
             todo[part] = files
     if todo:
         log.info("computing partials of %d replica-hour(s) with %s", len(todo), engine.name)
         computed = engine.compute_partials(root, todo, n_features=config.n_features,
-                                           rff_seed=config.rff_seed, sample_k=config.sample_k)
+                                           rff_seed=config.rff_seed, sample_k=config.sample_k,
+                                           kll_k=config.kll_k)
         for part, parts in computed.items():
             write_partials_file(root, part, partials_to_arrow(parts))
             have[part] = parts
@@ -130,7 +140,7 @@ def reference_partial(reference: DriftFrame, *, config: LakeConfig = LakeConfig(
     fmap = (RFFMap(dim=int(reference.embedding.shape[1]), n_features=config.n_features,
                    seed=config.rff_seed) if reference.embedding is not None else None)
     return partial_from_frame(PartialKey("reference", "", "", "", ""), reference,
-                              feature_map=fmap, sample_k=config.sample_k)
+                              feature_map=fmap, sample_k=config.sample_k, kll_k=config.kll_k)
 
 
 def fleet_drift(lake: str | Path, reference: DriftFrame | Partial, *,
@@ -182,6 +192,7 @@ def _window(model: str, version: str, d: str, h: str, group: dict[str, str] | No
                      (group or {}).get("source", "*"))
     merged = merge_partials(list(parts), key)
     report = report_from_partials(reference, merged, alpha=alpha, min_rows=min_rows)
-    return FleetWindow(model, version, d, h, group, report, len(parts))
+    return FleetWindow(model, version, d, h, group, report, len(parts),
+                       sketch_comparisons(reference, merged, alpha=alpha, min_rows=min_rows))
 
 

@@ -13,6 +13,9 @@ order of files, replicas or engine partitions:
 * row counts with any ``[UNK]`` and with truncation (two-proportion tests);
 * per-class random-Fourier-feature moments (count, sum, sum of outer products;
   :mod:`monitor.drift.rff`), whose sum is the window's;
+* KLL sketches (:mod:`monitor.lake.kll`) of the unbounded numeric columns,
+  ``latency_ms`` and ``n_chars``, built from each slice's values sorted; their
+  merge depends only on the set of inputs, and each carries its rank-error bound;
 * a bottom-k sample: the ``k`` rows with the smallest hash of ``event_id``.
   The union of two bottom-k samples, cut to its ``k`` smallest hashes, is the
   bottom-k sample of the union, so the merged sample is a uniform sample of the
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +39,10 @@ import pyarrow as pa
 from monitor.drift.frame import DriftFrame
 from monitor.drift.rff import RFFMap, RFFMoments, class_moments, merge_class_moments
 from monitor.errors import CalculatorError
+from monitor.lake.kll import DEFAULT_K, KLLSketch, merge_sketches
 
-__all__ = ["CONF_BINS", "NTOK_BINS", "PARTIAL_SCHEMA", "Partial", "PartialKey", "merge_partials",
-           "partial_from_frame", "partials_from_arrow", "partials_to_arrow"]
+__all__ = ["CONF_BINS", "NTOK_BINS", "PARTIAL_SCHEMA", "SKETCH_COLUMNS", "Partial", "PartialKey",
+           "merge_partials", "partial_from_frame", "partials_from_arrow", "partials_to_arrow"]
 
 CONF_BINS = 100
 ENTROPY_BINS = 100
@@ -45,6 +50,8 @@ ENTROPY_BINS = 100
 NTOK_BINS = 1025
 #: Default bottom-k sample size per partial (and per merged window).
 SAMPLE_K = 500
+#: Unbounded numeric record fields (DESIGN §3) kept as KLL sketches.
+SKETCH_COLUMNS = ("latency_ms", "n_chars")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -79,6 +86,8 @@ class Partial:
     sample_label: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     sample_embedding: np.ndarray | None = None
     sample_k: int = SAMPLE_K
+    #: KLL sketch per unbounded column with values; None: not computed (an older partials file)
+    sketches: dict[str, KLLSketch] | None = field(default_factory=dict)
 
     @property
     def feature_map(self) -> RFFMap | None:
@@ -104,9 +113,11 @@ def event_hashes(event_ids: Sequence[str]) -> np.ndarray:
 
 
 def partial_from_frame(key: PartialKey, frame: DriftFrame, *, feature_map: RFFMap | None = None,
-                       files: Sequence[str] = (), sample_k: int = SAMPLE_K) -> Partial:
+                       files: Sequence[str] = (), sample_k: int = SAMPLE_K,
+                       kll_k: int = DEFAULT_K) -> Partial:
     """Statistics of one frame of records. ``feature_map`` is required when rows carry
-    embeddings (its dimension must match); without ``event_id`` no sample is kept."""
+    embeddings (its dimension must match); without ``event_id`` no sample is kept; a
+    :data:`SKETCH_COLUMNS` column gets a ``kll_k`` sketch when it has a finite value."""
     n = frame.n
     labels = np.asarray([str(v) for v in frame.predicted_label], dtype=object)
     counts = {lab: int(c) for lab, c in zip(*np.unique(labels.astype(str), return_counts=True),
@@ -144,12 +155,17 @@ def partial_from_frame(key: PartialKey, frame: DriftFrame, *, feature_map: RFFMa
         sample_lab = labels[order]
         if frame.embedding is not None:
             sample_emb = frame.embedding[order].astype(np.float32)
+    sketches = {}
+    for col in SKETCH_COLUMNS:
+        values = getattr(frame, col)
+        if values is not None and np.isfinite(values).any():
+            sketches[col] = KLLSketch.from_values(values, kll_k)
     return Partial(key=key, n=n, files=tuple(sorted(files)), class_counts=counts,
                    conf_hist=_hist(np.clip(frame.confidence, 0.0, 1.0), CONF_BINS),
                    entropy_hist=entropy, ntok_hist=ntok, n_unk_rows=n_unk_rows,
                    n_truncated=n_trunc, n_tok_rows=n_tok_rows, rff_spec=spec, rff=rff,
                    sample_hash=hashes, sample_label=sample_lab, sample_embedding=sample_emb,
-                   sample_k=sample_k)
+                   sample_k=sample_k, sketches=sketches)
 
 
 def _sum_optional(arrays: Iterable[np.ndarray | None]) -> np.ndarray | None:
@@ -187,6 +203,12 @@ def merge_partials(parts: Sequence[Partial], key: PartialKey) -> Partial:
     _, first = np.unique(hashes, return_index=True)
     pick = first[np.argsort(hashes[first], kind="stable")][:k]
     sample_emb = np.concatenate(embs)[pick] if with_emb and embs else None
+    sketches: dict[str, KLLSketch] | None = None
+    if all(p.sketches is not None for p in ordered):
+        cols = sorted({c for p in ordered for c in p.sketches or {}})
+        sketches = {c: merge_sketches([p.sketches[c] for p in ordered
+                                       if p.sketches is not None and c in p.sketches])
+                    for c in cols}
     return Partial(
         key=key, n=sum(p.n for p in ordered),
         files=tuple(sorted({f for p in ordered for f in p.files})),
@@ -198,7 +220,7 @@ def merge_partials(parts: Sequence[Partial], key: PartialKey) -> Partial:
         n_truncated=sum(p.n_truncated for p in ordered),
         n_tok_rows=sum(p.n_tok_rows for p in ordered),
         rff_spec=spec, rff=rff, sample_hash=hashes[pick], sample_label=labels[pick],
-        sample_embedding=sample_emb, sample_k=k)
+        sample_embedding=sample_emb, sample_k=k, sketches=sketches)
 
 
 PARTIAL_SCHEMA = pa.schema([
@@ -215,7 +237,13 @@ PARTIAL_SCHEMA = pa.schema([
     ("sample_k", pa.int64()), ("sample_hash", pa.list_(pa.int64())),  # uint64 bits as int64
     ("sample_label", pa.list_(pa.string())),
     ("sample_embedding", pa.list_(pa.list_(pa.float32()))),
+    ("kll_columns", pa.list_(pa.string())), ("kll_k", pa.list_(pa.int64())),
+    ("kll_n", pa.list_(pa.int64())), ("kll_err", pa.list_(pa.int64())),
+    ("kll_sizes", pa.list_(pa.list_(pa.int64()))),
+    ("kll_compactions", pa.list_(pa.list_(pa.int64()))),
+    ("kll_items", pa.list_(pa.list_(pa.float64()))),
 ])
+_KLL_FIELDS = ("k", "n", "err", "sizes", "compactions", "items")
 
 
 def partials_to_arrow(parts: Sequence[Partial]) -> pa.Table:
@@ -223,6 +251,8 @@ def partials_to_arrow(parts: Sequence[Partial]) -> pa.Table:
     rows = []
     for p in parts:
         labs = sorted(p.rff)
+        cols = None if p.sketches is None else sorted(p.sketches)
+        kll = [p.sketches[c].to_row() for c in cols] if p.sketches is not None and cols else []
         rows.append({
             "model_name": p.key.model_name, "model_version": p.key.model_version,
             "date": p.key.date, "hour": p.key.hour, "replica": p.key.replica,
@@ -239,17 +269,22 @@ def partials_to_arrow(parts: Sequence[Partial]) -> pa.Table:
             "sample_label": [str(v) for v in p.sample_label],
             "sample_embedding": (None if p.sample_embedding is None
                                  else p.sample_embedding.tolist()),
+            "kll_columns": cols,
+            **{f"kll_{f}": None if cols is None else [r[f] for r in kll] for f in _KLL_FIELDS},
         })
     return pa.Table.from_pylist(rows, schema=PARTIAL_SCHEMA)
 
 
 def partials_from_arrow(table: pa.Table) -> list[Partial]:
     """Inverse of :func:`partials_to_arrow`."""
-    missing = [f for f in PARTIAL_SCHEMA.names if f not in table.column_names]
+    names = [f for f in PARTIAL_SCHEMA.names if not f.startswith("kll_")
+             or f in table.column_names]  # files written before the sketches: recomputed
+    missing = [f for f in PARTIAL_SCHEMA.names if f not in table.column_names
+               and not f.startswith("kll_")]
     if missing:
         raise CalculatorError(f"partials file lacks column(s) {', '.join(missing)}")
     out = []
-    for r in table.select(PARTIAL_SCHEMA.names).to_pylist():
+    for r in table.select(names).to_pylist():
         spec = r["rff_spec"]
         d = RFFMap.from_spec(spec).n_features if spec else 0
         rff = {lab: RFFMoments(int(n), np.asarray(t, np.float64),
@@ -272,8 +307,17 @@ def partials_from_arrow(table: pa.Table) -> list[Partial]:
             sample_label=np.asarray(r["sample_label"] or [], dtype=object),
             sample_embedding=(None if not emb
                               else np.asarray(emb, np.float32).reshape(len(emb), -1)),
-            sample_k=int(r["sample_k"])))
+            sample_k=int(r["sample_k"]), sketches=_sketches_of(r)))
     return out
+
+
+def _sketches_of(row: dict[str, Any]) -> dict[str, KLLSketch] | None:
+    cols: list[str] | None = row.get("kll_columns")
+    if cols is None:
+        return None
+    fields = {f: row[f"kll_{f}"] for f in _KLL_FIELDS}
+    return {str(c): KLLSketch.from_row({f: v[i] for f, v in fields.items()})
+            for i, c in enumerate(cols)}
 
 
 def with_key(part: Partial, key: PartialKey) -> Partial:

@@ -20,6 +20,11 @@ Every test uses every row of the window, through statistics that merge:
   single-node name of the same quantity), and binned KS on ``n_tokens`` (exact
   integer bins), Bonferroni-combined.
 
+Informational, outside the verdict: :func:`sketch_comparisons` compares the KLL
+sketches of the unbounded columns (``latency_ms``, ``n_chars``) with a two-sample
+KS on the sketches' CDFs that subtracts both sketches' rank-error bounds from the
+distance before testing (conservative, so valid), and reports p50/p95/p99.
+
 The verdict is weighted Holm at ``alpha`` over these p-values, as in the single-node
 suite, and the report's ``diagnosis`` is :func:`monitor.drift.diagnosis.diagnose` of
 it, as for ``shiftwatch drift``: the sub-test names the diagnosis reads (per-class
@@ -41,14 +46,18 @@ from monitor.drift.rff import RFFHotellingDrift
 from monitor.drift.stats import bonferroni_min
 from monitor.drift.suite import DriftReport, holm_verdict
 from monitor.drift.unknown import UnknownInputDrift
+from monitor.lake.kll import KLLSketch, sketch_ks
 from monitor.lake.partials import Partial
 
-__all__ = ["FLEET_SIGNALS", "mann_whitney_binned", "report_from_partials"]
+__all__ = ["FLEET_SIGNALS", "QUANTILES", "mann_whitney_binned", "report_from_partials",
+           "sketch_comparisons"]
 
 #: The signals a fleet check computes from mergeable partials (a subset of the suite's).
 FLEET_SIGNALS: tuple[str, ...] = (Signal.EMBEDDING.value, Signal.CLASS_DISTRIBUTION.value,
                                   Signal.CONFIDENCE.value, Signal.UNKNOWN_INPUT.value,
                                   Signal.TOKENIZER.value)
+#: Quantiles reported for each sketched column.
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 
 def _result(signal: str, method: str, *, statistic: float | None, p_value: float | None,
@@ -230,3 +239,37 @@ def _embedding(ref: Partial, cur: Partial, alpha: float, min_rows: int) -> Drift
                                              f"current {cur.rff_spec}"})
     calc = RFFHotellingDrift.from_moments(fmap, ref.rff, threshold=alpha, min_rows=min_rows)
     return calc.compare(cur.rff)
+
+
+def _quantiles(sketch: KLLSketch) -> dict[str, float]:
+    values = sketch.quantile(list(QUANTILES.values()))
+    return {name: float(v) for name, v in zip(QUANTILES, values, strict=True)}
+
+
+def sketch_comparisons(reference: Partial, current: Partial, *, alpha: float = 0.01,
+                       min_rows: int = 20) -> dict[str, Any]:
+    """Per sketched column of ``current``: its quantiles and, when the reference has the
+    column too, the error-aware sketch KS test (``method`` ``ks_sketch``). Informational:
+    these never enter the verdict or the diagnosis."""
+    out: dict[str, Any] = {}
+    ref_sk = reference.sketches or {}
+    for col, cur in sorted((current.sketches or {}).items()):
+        ref = ref_sk.get(col)
+        entry: dict[str, Any] = {"method": "ks_sketch", "informational": True,
+                                 "threshold": alpha, "n_current": cur.n,
+                                 "n_reference": ref.n if ref is not None else 0,
+                                 "quantiles": {"current": _quantiles(cur)},
+                                 "rank_error": {"current": cur.epsilon}}
+        if ref is not None:
+            entry["quantiles"]["reference"] = _quantiles(ref)
+            entry["rank_error"]["reference"] = ref.epsilon
+        if ref is None or min(ref.n, cur.n) < min_rows:
+            entry.update(status="insufficient_data", statistic=None, p_value=None,
+                         drifted=False)
+        else:
+            ks = sketch_ks(ref, cur)
+            entry.update(status="ok", statistic=ks["statistic"],
+                         error_allowance=ks["allowance"], p_value=ks["p_value"],
+                         p_value_naive=ks["p_value_naive"], drifted=ks["p_value"] < alpha)
+        out[col] = entry
+    return out

@@ -14,8 +14,9 @@ from collectors.schema import ARROW_SCHEMA
 def record_table(n: int, rng: np.random.Generator, *, start: datetime, d: int = 16,
                  shift: float = 0.0, prior: tuple[float, ...] = (0.6, 0.4),
                  model: str = "m", version: str = "1", sources: tuple[str, ...] = ("web",),
-                 minutes: float = 59.0) -> pa.Table:
-    """``n`` valid records of one model version spread over ``minutes`` from ``start``."""
+                 minutes: float = 59.0, latency_scale: float = 1.0) -> pa.Table:
+    """``n`` valid records of one model version spread over ``minutes`` from ``start``;
+    latency grows with the token count (times ``latency_scale``), with no extra draws."""
     classes = np.array(["neg", "pos", "neu"][: len(prior)], dtype=object)
     pred = rng.choice(classes, size=n, p=np.asarray(prior) / sum(prior))
     emb = rng.normal(size=(n, d)).astype(np.float32) + 1.0
@@ -31,7 +32,8 @@ def record_table(n: int, rng: np.random.Generator, *, start: datetime, d: int = 
         "predicted_label": pred.tolist(), "confidence": conf.tolist(),
         "probs": probs.tolist(), "embedding": emb.tolist(), "n_tokens": n_tok.tolist(),
         "n_unk": rng.binomial(n_tok, 0.005).tolist(), "truncated": (n_tok > 26).tolist(),
-        "n_chars": (n_tok * 4).tolist(), "latency_ms": [1.0] * n, "text": [None] * n,
+        "n_chars": (n_tok * 4).tolist(),
+        "latency_ms": (latency_scale * (3.0 + 1.5 * n_tok + 10 * conf)).tolist(), "text": [None] * n,
         "text_sha256": [None] * n, "source": rng.choice(list(sources), size=n).tolist(),
         "label": [None] * n,
     }

@@ -102,6 +102,8 @@ def test_cli_fleet_drift_json_and_report(tmp_path: Path) -> None:
     grouped = [r for r in rows if "group" in r]
     assert {r["group"]["replica"] for r in grouped} == {"a", "b"}
     assert all({"n_reference", "n_current", "drifted", "signals"} <= set(r) for r in rows)
+    assert all(set(r["sketches"]["latency_ms"]["quantiles"]["current"]) == {"p50", "p95", "p99"}
+               for r in rows)
     out = tmp_path / "page"
     res = runner.invoke(app, ["fleet", "report", "--lake", str(lake), "--reference",
                               str(tmp_path / "reference.parquet"), "--out", str(out)])
@@ -109,6 +111,8 @@ def test_cli_fleet_drift_json_and_report(tmp_path: Path) -> None:
     page = (out / "index.html").read_text(encoding="utf-8")
     assert page.count("<tr>") == 1 + 3 and "windows/" in page
     assert len(list((out / "windows").glob("*.json"))) == 12
+    window = next((out / "windows").glob("*.html")).read_text(encoding="utf-8")
+    assert "KLL sketches" in window and "<td>latency_ms</td><td>reference</td>" in window
 
 
 def test_sidecar_export_job_writes_new_records_once(tmp_path: Path) -> None:
@@ -132,3 +136,52 @@ def test_sidecar_export_job_writes_new_records_once(tmp_path: Path) -> None:
     (part, files), = list_predictions(lake).items()
     assert (part.date, part.hour, part.replica) == ("2026-11-30", "00", "pod-1")
     assert pq.read_table(files[0]).num_rows == 60
+
+
+def _latency_lake(root: Path, slow: float) -> DriftFrame:
+    rng = np.random.default_rng(0)
+    for h in range(2):
+        for replica in ("a", "b"):
+            write_predictions(root, record_table(
+                400, rng, start=T0 + timedelta(hours=h),
+                latency_scale=slow if (replica, h) == ("b", 1) else 1.0), replica=replica)
+    return DriftFrame.from_arrow(record_table(1500, rng, start=T0 - timedelta(days=7)))
+
+
+def test_latency_is_compared_from_sketches_outside_the_verdict(tmp_path: Path) -> None:
+    ref = _latency_lake(tmp_path / "same", 1.0)
+    same = fleet_drift(tmp_path / "same", ref, by="replica", config=CONFIG)
+    _latency_lake(tmp_path / "slow", 1.3)
+    slow = fleet_drift(tmp_path / "slow", ref, by="replica", config=CONFIG)
+    flagged = set()
+    for a, b in zip(same, slow, strict=True):
+        da, db = a.to_dict(), b.to_dict()
+        # the latency comparison is informational: signals, verdict and diagnosis are unchanged
+        assert {k: v for k, v in da.items() if k != "sketches"} == {
+            k: v for k, v in db.items() if k != "sketches"}
+        lat = db["sketches"]["latency_ms"]
+        assert lat["method"] == "ks_sketch" and lat["informational"] is True
+        assert set(lat["quantiles"]["current"]) == {"p50", "p95", "p99"}
+        assert lat["quantiles"]["current"]["p50"] <= lat["quantiles"]["current"]["p99"]
+        assert lat["p_value"] >= lat["p_value_naive"]
+        assert not da["sketches"]["latency_ms"]["drifted"]
+        if lat["drifted"]:
+            flagged.add((b.hour, (b.group or {}).get("replica", "fleet")))
+        assert "latency_ms" not in {s["signal"] for s in db["signals"]}
+    assert flagged == {("01", "fleet"), ("01", "b")}
+    slow_b = next(w for w in slow if (w.hour, w.group) == ("01", {"replica": "b"}))
+    q = slow_b.to_dict()["sketches"]["latency_ms"]["quantiles"]
+    assert q["current"]["p50"] > 1.2 * q["reference"]["p50"]
+
+
+def test_partials_without_sketches_are_recomputed(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    ref = _latency_lake(lake, 1.0)
+    fleet_drift(lake, ref, config=CONFIG)
+    (_, file), *_ = sorted(list_partials(lake).items())
+    table = pq.read_table(file)
+    pq.write_table(table.drop_columns([c for c in table.column_names if c.startswith("kll_")]),
+                   file)
+    windows = fleet_drift(lake, ref, config=CONFIG)
+    assert "kll_items" in pq.read_table(file).column_names
+    assert all("latency_ms" in w.to_dict()["sketches"] for w in windows)

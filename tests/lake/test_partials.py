@@ -97,3 +97,37 @@ def test_partials_of_different_feature_maps_refuse_to_merge() -> None:
     b = partial_from_frame(KEY, frame, feature_map=RFFMap(dim=16, n_features=8, seed=1))
     with pytest.raises(CalculatorError, match="different feature maps"):
         merge_partials([a, b], KEY)
+
+
+def test_unbounded_columns_are_sketched_and_survive_the_round_trip() -> None:
+    from monitor.lake.kll import KLLSketch
+
+    rng = np.random.default_rng(4)
+    table = record_table(900, rng, start=T0)
+    frame = _frame(table)
+    fmap = RFFMap(dim=16, n_features=8)
+    parts = [partial_from_frame(KEY, _frame(table.slice(a, b - a)), feature_map=fmap, kll_k=64)
+             for a, b in itertools.pairwise([0, 300, 650, 900])]
+    merged = merge_partials(parts, KEY)
+    assert merged.sketches is not None and sorted(merged.sketches) == ["latency_ms", "n_chars"]
+    again = merge_partials(parts[::-1], KEY).sketches  # same sketches whatever the order
+    assert again is not None and all(
+        np.array_equal(a, b) for c in merged.sketches
+        for a, b in zip(merged.sketches[c].levels, again[c].levels, strict=True))
+    lat = merged.sketches["latency_ms"]
+    assert lat.n == 900 and 0 < lat.epsilon < 4 / 64
+    assert frame.latency_ms is not None
+    grid = np.quantile(frame.latency_ms, np.linspace(0, 1, 201))
+    exact = np.searchsorted(np.sort(frame.latency_ms), grid, side="right") / 900
+    assert np.max(np.abs(lat.cdf(grid) - exact)) <= lat.epsilon
+    (back,) = partials_from_arrow(partials_to_arrow([merged]))
+    assert back.sketches is not None and sorted(back.sketches) == sorted(merged.sketches)
+    for col, sk in merged.sketches.items():
+        b: KLLSketch = back.sketches[col]
+        assert (b.k, b.n, b.err, b.compactions) == (sk.k, sk.n, sk.err, sk.compactions)
+        assert all(np.array_equal(x, y) for x, y in zip(b.levels, sk.levels, strict=True))
+    # a partials file written before the sketches reads back as "not computed" (recomputed)
+    old = partials_to_arrow([merged]).drop_columns(
+        [c for c in partials_to_arrow([merged]).column_names if c.startswith("kll_")])
+    (legacy,) = partials_from_arrow(old)
+    assert legacy.sketches is None and merge_partials([legacy, back], KEY).sketches is None

@@ -19,7 +19,7 @@ from tests.lake.conftest import T0, record_table
 
 pytestmark = pytest.mark.slow
 
-CONFIG = LakeConfig(n_features=16, sample_k=40)
+CONFIG = LakeConfig(n_features=16, sample_k=40, kll_k=16)  # small k: the sketches compact
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,10 @@ def test_spark_and_duckdb_compute_identical_partials(spark: SparkEngine, tmp_pat
     jobs = list_predictions(lake)
     duck = DuckDBEngine()
     try:
-        a = duck.compute_partials(lake, jobs, n_features=16, rff_seed=0, sample_k=40)
+        a = duck.compute_partials(lake, jobs, n_features=16, rff_seed=0, sample_k=40, kll_k=16)
     finally:
         duck.close()
-    b = spark.compute_partials(lake, jobs, n_features=16, rff_seed=0, sample_k=40)
+    b = spark.compute_partials(lake, jobs, n_features=16, rff_seed=0, sample_k=40, kll_k=16)
     assert sorted(a) == sorted(b) and len(a) == 9
     for part in a:
         pa_, pb = a[part], b[part]
@@ -68,6 +68,16 @@ def test_spark_and_duckdb_compute_identical_partials(spark: SparkEngine, tmp_pat
                                            atol=1e-13)
                 np.testing.assert_allclose(x.rff[lab].total, y.rff[lab].total, rtol=1e-12)
             assert np.array_equal(x.sample_hash, y.sample_hash)
+            # KLL sketches are built from sorted values: bit-identical across engines
+            assert x.sketches is not None and y.sketches is not None
+            assert sorted(x.sketches) == sorted(y.sketches) == ["latency_ms", "n_chars"]
+            assert all(s.err > 0 for s in x.sketches.values())
+            for col, sx in x.sketches.items():
+                sy = y.sketches[col]
+                assert (sx.k, sx.n, sx.err, sx.compactions) == (sy.k, sy.n, sy.err,
+                                                                sy.compactions)
+                assert all(np.array_equal(a, b) for a, b in zip(sx.levels, sy.levels,
+                                                                strict=True))
 
 
 def test_fleet_reports_agree_across_engines(spark: SparkEngine, tmp_path: Path) -> None:
@@ -91,5 +101,6 @@ def test_fleet_reports_agree_across_engines(spark: SparkEngine, tmp_path: Path) 
         for sx, sy in zip(x.report.signals, y.report.signals, strict=True):
             assert sx.signal == sy.signal and sx.n_current == sy.n_current
             assert sx.p_value == pytest.approx(sy.p_value, rel=1e-9, abs=1e-300)
+        assert x.sketches == y.sketches == z.sketches  # latency quantiles and sketch KS
     drifted = {(w.hour, (w.group or {}).get("replica")) for w in wa if w.report.drifted}
     assert ("02", "c") in drifted
