@@ -71,8 +71,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from monitor.drift.performance import macro_f1
 from monitor.errors import RetrainCancelled, RetrainError
-from monitor.retrain.metrics import macro_f1
 from monitor.retrain.selection import CheckpointSelector
 
 if TYPE_CHECKING:  # pragma: no cover
