@@ -191,7 +191,7 @@ def test_cli_commands_print_the_same_through_the_sidecar(tmp_path: Path,
         # each command closes its client: hand out a fresh one over the running app
         monkeypatch.setattr(discovery, "find_sidecar", lambda s: SidecarClient(
             "http://testserver", token=TOKEN, http=TestClient(tc.app)))
-        res = runner.invoke(app, ["models", "register", str(w["model"]), "--name", "m", "--activate",
+        res = runner.invoke(app, ["models", "register", str(w["model"]), "--model", "m", "--activate",
                                   "--registry-dir", str(settings.registry_dir), *db])
         assert res.exit_code == 0, res.output
         assert "registered m v1 (active)" in res.output

@@ -85,7 +85,7 @@ def test_every_readme_command_works_against_a_running_sidecar_and_retrain_runs_i
         with pytest.raises(StoreError, match="lock"):  # the sidecar holds the file
             Store(db).close()
 
-        assert "registered m v1 (active)" in sw("models", "register", str(files["model"]), "--name", "m",
+        assert "registered m v1 (active)" in sw("models", "register", str(files["model"]), "--model", "m",
                                                 "--train-file", str(files["train"]), "--labels", "neg,pos",
                                                 "--max-length", "32", "--activate", *D)
         assert "ingested 400 records" in sw("ingest", str(files["records"]), *D)
