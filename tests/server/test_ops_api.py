@@ -18,24 +18,13 @@ from monitor.client import SidecarClient
 from monitor.errors import SidecarError
 from monitor.server import create_app
 from monitor.settings import Settings
-from tests.conftest import make_tiny_bert
 from tests.retrain.helpers import sentences
-from tests.server.helpers import AUTH, TOKEN, record, settings_for
+from tests.server.helpers import AUTH, TOKEN, settings_for, write_world
 
 
 def _world(tmp_path: Path) -> dict[str, Path]:
     """A tiny model directory, its original training data and a records file with text."""
-    model_dir = make_tiny_bert(tmp_path / "tiny")
-    orig = sentences(200, seed=1)
-    train_file = tmp_path / "train.jsonl"
-    train_file.write_text("\n".join(json.dumps({"text": t, "label": y})
-                                    for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
-    prod = sentences(300, seed=2, domain="food")
-    records = tmp_path / "records.jsonl"
-    records.write_text("\n".join(json.dumps(record(i, model="m", text=prod.texts[i],
-                                                   predicted_label=prod.labels[i]))
-                                 for i in range(300)), encoding="utf-8")
-    return {"model": model_dir, "train": train_file, "records": records}
+    return write_world(tmp_path, n_train=200, n_prod=300)
 
 
 @pytest.fixture()
