@@ -52,7 +52,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write_line("")  # end the progress line
         reporter.write_sep("=", "the test session left files in the checkout", red=True)
         for line in new:
             reporter.write_line(f"  {line}")
