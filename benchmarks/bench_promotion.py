@@ -135,9 +135,9 @@ def _candidate(kind: str, xa: np.ndarray, ya: np.ndarray, xp: np.ndarray, yp: np
 
 def _decide_both(y_s: np.ndarray, pc_s: np.ndarray, pa_s: np.ndarray, y_o: np.ndarray, pc_o: np.ndarray,
                  pa_o: np.ndarray) -> tuple[Any, str]:
+    from monitor.drift.performance import macro_f1
     from monitor.retrain.evaluate import decide
     from monitor.retrain.guard import Guard, PairedPredictions, judge
-    from monitor.retrain.metrics import macro_f1
 
     new = judge(PairedPredictions(y_s, pc_s, pa_s, 2), PairedPredictions(y_o, pc_o, pa_o, 2), Guard())
     old = decide({"production": macro_f1(y_s, pc_s, 2), "original": macro_f1(y_o, pc_o, 2)},

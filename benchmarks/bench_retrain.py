@@ -81,9 +81,9 @@ def _ceiling(v1_dir: Path, y_lab: Any, y_test: Any, a_test: Any, *, labels: list
     predictions cover every test row exactly once. Amazon is the mean of the
     two models' held-out Amazon scores.
     """
+    from monitor.drift.performance import macro_f1
     from monitor.retrain.data import stratified_split
     from monitor.retrain.evaluate import score
-    from monitor.retrain.metrics import macro_f1
     from monitor.retrain.trainer import Examples, TrainConfig, train
 
     half_a, half_b = stratified_split(y_test, 0.5, seed=2)

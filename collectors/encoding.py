@@ -15,17 +15,25 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["EncodedBatch", "Pooling", "TextEncoder", "TokenStats", "minilm_path", "pool_hidden",
-           "token_stats"]
+__all__ = ["POOLINGS", "EncodedBatch", "Pooling", "TextEncoder", "TokenStats", "check_pooling", "minilm_path",
+           "pool_hidden", "token_stats"]
 
 Pooling = Literal["mean", "cls", "pooler"]
+POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
+
+
+def check_pooling(value: str) -> Pooling:
+    """``value`` as a :data:`Pooling`; :class:`ValueError` naming the choices for anything else."""
+    if value not in POOLINGS:
+        raise ValueError(f"pooling must be {', '.join(POOLINGS[:-1])} or {POOLINGS[-1]}, got {value!r}")
+    return value
 
 
 def minilm_path() -> Path:
@@ -123,8 +131,7 @@ class TextEncoder:
     ) -> None:
         import torch
 
-        if pooling not in ("mean", "cls", "pooler"):
-            raise ValueError(f"pooling must be mean, cls or pooler, got {pooling!r}")
+        check_pooling(pooling)
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling

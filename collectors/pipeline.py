@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from collectors.collector import Collector
-from collectors.encoding import Pooling, TokenStats, pool_hidden, token_stats
+from collectors.encoding import Pooling, TokenStats, check_pooling, pool_hidden, token_stats
 
 __all__ = ["InstrumentedModel", "InstrumentedPipeline", "instrument_model", "instrument_pipeline"]
 
@@ -80,8 +80,7 @@ class _Tap:
                  source: str | None, always: bool) -> None:
         if not type(model).__name__.endswith("ForSequenceClassification"):
             raise TypeError(f"expected a ...ForSequenceClassification model, got {type(model).__name__}")
-        if pooling not in ("mean", "cls", "pooler"):
-            raise ValueError(f"pooling must be mean, cls or pooler, got {pooling!r}")
+        check_pooling(pooling)
         base = getattr(model, "base_model", None)
         if base is None or base is model:
             raise TypeError(f"{type(model).__name__} has no separate encoder (base_model) to read")

@@ -17,17 +17,17 @@ from typing import Any
 
 os.environ["TYPER_USE_RICH"] = "0"  # plain --help text; read by typer at import
 
-import click
 import typer
 
 OUT = Path(__file__).resolve().parent / "reference"
 
 
-def _commands(group: click.Command, prefix: str) -> list[tuple[str, click.Command]]:
+def _commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
+    # duck-typed: typer 0.29 builds its commands on its own vendored click, not `click.Group`
     found = [(prefix, group)]
-    if isinstance(group, click.Group):
-        for name in sorted(group.commands):
-            found += _commands(group.commands[name], f"{prefix} {name}")
+    sub: dict[str, Any] = getattr(group, "commands", None) or {}
+    for name in sorted(sub):
+        found += _commands(sub[name], f"{prefix} {name}")
     return found
 
 
@@ -38,7 +38,7 @@ def cli_page() -> str:
     root = typer.main.get_command(app)
     lines = ["# CLI reference", "", "Generated from the typer app (`docs/gen_reference.py`).", ""]
     for path, cmd in _commands(root, "shiftwatch"):
-        with click.Context(cmd, info_name=path) as ctx:
+        with cmd.context_class(cmd, info_name=path) as ctx:
             text = cmd.get_help(ctx)
         lines += [f"## `{path}`", "", "```text", text.rstrip(), "```", ""]
     return "\n".join(lines)

@@ -26,6 +26,6 @@ model.save_pretrained(out)
 AutoTokenizer.from_pretrained(str(src)).save_pretrained(out)
 PY
   fi
-  "$SW" models register "$MODEL_DIR" --name sentiment --labels negative,positive --activate --config "$CONFIG"
+  "$SW" models register "$MODEL_DIR" --model sentiment --labels negative,positive --activate --config "$CONFIG"
 fi
 exec "$SW" serve --config "$CONFIG"

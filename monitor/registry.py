@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from collectors.encoding import check_pooling
 from monitor.errors import RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,8 +89,10 @@ class Preprocessing:
             raise RegistryError(f"max_length must be at least 2, got {self.max_length}")
         if self.truncation_side not in ("right", "left"):
             raise RegistryError(f"truncation_side must be right or left, got {self.truncation_side!r}")
-        if self.pooling not in ("mean", "cls", "pooler"):
-            raise RegistryError(f"pooling must be mean, cls or pooler, got {self.pooling!r}")
+        try:
+            check_pooling(self.pooling)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from exc
         if len(set(self.labels)) != len(self.labels):
             raise RegistryError(f"label names repeat: {list(self.labels)}")
 

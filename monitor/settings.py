@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collectors.secrets import read_token_file
@@ -19,12 +19,21 @@ from monitor.errors import ConfigError
 
 __all__ = ["Settings", "load_settings", "read_token_file", "resolve_token"]
 
+_BESIDE_THE_DB = ("reports_dir", "export_dir", "registry_dir", "spool_dir")
+
 
 class Settings(BaseSettings):
     """Everything the sidecar and the CLI need to run.
 
     Values come, highest precedence first, from keyword arguments, the
     environment (``SHIFTWATCH_DB_PATH`` …), then the YAML config file.
+
+    The state directories (``reports_dir``, ``export_dir``, ``registry_dir``, ``spool_dir``)
+    that no source sets live **beside the DuckDB file**: with ``db_path=/var/lib/sw/sw.duckdb``
+    the registry defaults to ``/var/lib/sw/shiftwatch-models``, whatever directory a command
+    runs from, so ``serve`` and a later ``models register --db /var/lib/sw/sw.duckdb`` from
+    elsewhere share one registry. A directory that is set is taken as given (a relative one is
+    relative to the working directory).
     """
 
     model_config = SettingsConfigDict(env_prefix="SHIFTWATCH_", extra="forbid")
@@ -39,10 +48,14 @@ class Settings(BaseSettings):
     port: int = Field(8686, ge=1, le=65535)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="413 past this request size")
     max_batch_records: int = Field(10_000, gt=0, description="413 past this many records")
-    reports_dir: Path = Field(Path("shiftwatch-reports"), description="where HTML reports go")
-    export_dir: Path = Field(Path("shiftwatch-export"), description="Parquet export root")
-    registry_dir: Path = Field(Path("shiftwatch-models"), description="model artifacts root")
-    spool_dir: Path = Field(Path("shiftwatch-spool"), description="Parquet drop files to ingest")
+    reports_dir: Path = Field(Path("shiftwatch-reports"),
+                              description="where HTML reports go (default: beside db_path)")
+    export_dir: Path = Field(Path("shiftwatch-export"),
+                             description="Parquet export root (default: beside db_path)")
+    registry_dir: Path = Field(Path("shiftwatch-models"),
+                               description="model artifacts root (default: beside db_path)")
+    spool_dir: Path = Field(Path("shiftwatch-spool"),
+                            description="Parquet drop files to ingest (default: beside db_path)")
     policy_file: Path | None = Field(None, description="policy YAML; None uses the shipped default")
     drift_interval_s: float = Field(300.0, gt=0, description="seconds between drift checks")
     window_size: int = Field(500, gt=0, description="rows per current window (count windows)")
@@ -77,6 +90,19 @@ class Settings(BaseSettings):
     fleet_rff_features: int = Field(64, ge=2, description="random Fourier features per partial")
     fleet_rff_seed: int = Field(0, ge=0, description="seed of the partials' feature map")
     fleet_sample_k: int = Field(500, ge=0, description="bottom-k sample size per partial")
+    @model_validator(mode="after")
+    def _state_dirs_beside_the_db(self) -> Settings:
+        """Default state directories go in ``db_path``'s directory (see the class docstring).
+
+        Written into ``__dict__`` so that they stay out of ``model_fields_set``: they remain
+        defaults, which :func:`load_settings` relies on to let the config file set them.
+        """
+        home = self.db_path.parent
+        for name in _BESIDE_THE_DB:
+            if name not in self.model_fields_set:
+                self.__dict__[name] = home / type(self).model_fields[name].default
+        return self
+
     def bearer_token(self) -> str | None:
         """The token the server requires, or ``None`` when ``auth`` is ``off``.
 

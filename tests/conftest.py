@@ -14,6 +14,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# tests.cleancheckout: the session fails when it leaves files in the checkout; pytester tests it
+pytest_plugins = ["tests.cleancheckout", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -74,7 +74,8 @@ def show(
 @models_app.command("register")
 def register_version(
     directory: Path = typer.Argument(..., help="A fine-tuned Hugging Face model directory."),
-    name: str = typer.Option(..., "--name", help="Model name."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model name (required)."),
+    old_name: str | None = typer.Option(None, "--name", hidden=True, help="Deprecated: use --model."),
     version: str | None = typer.Option(None, "--version", help="Version (default: next vN)."),
     train_file: Path | None = typer.Option(None, "--train-file",
                                            help="Original training data, JSONL or CSV of text,label."),
@@ -93,6 +94,9 @@ def register_version(
 
     With a running sidecar, DIR and --train-file are read by the sidecar, on its host.
     """
+    from monitor.cli.options import renamed
+
+    name = renamed(model, old_name, flag="--model", old_flag="--name", required=True)
     with _backend(config, db, registry_dir) as backend:
         mv = backend.call("models_register", directory=str(directory), name=name, version=version,
                           train_file=str(train_file) if train_file else None,

@@ -24,21 +24,36 @@ from monitor.drift.frame import DriftFrame
 __all__ = ["PerformanceDrift", "isotonic_fit", "macro_f1"]
 
 
-def macro_f1(pred: np.ndarray, true: np.ndarray) -> float:
-    """Unweighted mean of per-class F1 over the classes present in either array."""
-    classes, codes = np.unique(np.concatenate([pred.astype(str), true.astype(str)]),
-                               return_inverse=True)
-    return _macro_f1_codes(codes[: pred.size], codes[pred.size:], classes.size)
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | None = None) -> float:
+    """Macro-F1: the unweighted mean of per-class F1 over the classes present in either array.
+
+    The one macro-F1 of shiftwatch (drift's realised performance, retrain's selection, the
+    promotion guard). With ``n_classes`` the labels are integer class ids in
+    ``[0, n_classes)``; without it they are any labels (strings, ints), compared as strings.
+    A class that occurs in neither array contributes nothing (sklearn's ``labels=None``
+    behaviour); an empty input gives 0.0.
+    """
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
+    if n_classes is not None:
+        t, p = t.astype(np.int64), p.astype(np.int64)
+        if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= n_classes):
+            raise ValueError(f"class ids must lie in [0, {n_classes})")
+        return _macro_f1_codes(t, p, n_classes)
+    classes, codes = np.unique(np.concatenate([t.astype(str), p.astype(str)]), return_inverse=True)
+    return _macro_f1_codes(codes[: t.size], codes[t.size:], classes.size)
 
 
-def _macro_f1_codes(pred: np.ndarray, true: np.ndarray, k: int) -> float:
-    if pred.size == 0:
+def _macro_f1_codes(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    """:func:`macro_f1` of class ids in ``[0, k)``."""
+    if y_true.size == 0:
         return 0.0
-    cm = np.bincount(pred * k + true, minlength=k * k).reshape(k, k)
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
     tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)  # 2·tp + fp + fn per class
     present = denom > 0
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    f1 = np.where(present, 2 * tp / np.maximum(denom, 1), 0.0)
     return float(f1[present].mean()) if present.any() else 0.0
 
 
@@ -135,7 +150,7 @@ class PerformanceDrift(DriftCalculator):
         ka, na = int(self._correct.sum()), self._correct.size
         kb, nb = int(correct.sum()), correct.size
         p = float(stats.fisher_exact([[ka, na - ka], [kb, nb - kb]], alternative="greater").pvalue)
-        f1_ref, f1_cur = macro_f1(self._pred, self._true), macro_f1(pred, true)
+        f1_ref, f1_cur = macro_f1(self._true, self._pred), macro_f1(true, pred)
         classes, codes = np.unique(np.concatenate([self._pred, self._true, pred, true]),
                                    return_inverse=True)
         k = classes.size
@@ -145,7 +160,7 @@ class PerformanceDrift(DriftCalculator):
         for b in range(self.n_bootstrap):
             i = rng.integers(0, na, na)
             j = rng.integers(0, nb, nb)
-            diffs[b] = _macro_f1_codes(cp[j], ct[j], k) - _macro_f1_codes(rp[i], rt[i], k)
+            diffs[b] = _macro_f1_codes(ct[j], cp[j], k) - _macro_f1_codes(rt[i], rp[i], k)
         self.method = "realized"
         details = {"reference_accuracy": ka / na, "current_accuracy": kb / nb,
                    "accuracy_drop": ka / na - kb / nb, "test": "fisher_exact_one_sided",

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.drift.performance import macro_f1
 from monitor.errors import RetrainError
 from monitor.retrain.guard import Guard
-from monitor.retrain.metrics import accuracy, macro_f1
+from monitor.retrain.metrics import accuracy
 from monitor.retrain.trainer import Examples
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -53,8 +53,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from monitor.drift.performance import macro_f1
 from monitor.errors import ConfigError
-from monitor.retrain.metrics import macro_f1
 
 __all__ = ["Guard", "OosEvidence", "PairedEvidence", "PairedPredictions", "PromotionDecision",
            "anytime_pvalue_worse", "anytime_rows_needed", "forgetting_pvalue", "judge", "mcnemar_evalue",

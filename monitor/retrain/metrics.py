@@ -1,24 +1,16 @@
-"""Classification metrics on integer class ids (numpy only; sklearn is a dev extra)."""
+"""Classification metrics on integer class ids (numpy only; sklearn is a dev extra).
+
+Macro-F1 itself is :func:`monitor.drift.performance.macro_f1` (the lower layer), the one
+definition the drift signal, the trainer and the promotion guard share.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "macro_f1", "paired_f1_worse_pvalue"]
+from monitor.drift.performance import macro_f1
 
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Unweighted mean of per-class F1 over the classes present in ``y_true`` or ``y_pred``.
-
-    A class that never occurs in either contributes nothing (sklearn's
-    ``labels=None`` behaviour); an empty input gives 0.0.
-    """
-    t = np.asarray(y_true, dtype=np.int64)
-    p = np.asarray(y_pred, dtype=np.int64)
-    if t.size == 0:
-        return 0.0
-    empty = np.zeros(0, dtype=np.int64)
-    return float(_macro_f1_rows(empty, empty, t, p[None, :], n_classes)[0])
+__all__ = ["accuracy", "paired_f1_worse_pvalue"]
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -75,8 +75,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from monitor.drift.performance import macro_f1
 from monitor.errors import RetrainCancelled, RetrainError
-from monitor.retrain.metrics import macro_f1
 from monitor.retrain.parallel import Parallel, env_world_size, process_group, shard, state_digest
 from monitor.retrain.selection import CheckpointSelector
 

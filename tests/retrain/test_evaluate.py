@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.drift.performance import macro_f1
 from monitor.retrain.evaluate import Guard, decide
-from monitor.retrain.metrics import accuracy, macro_f1
+from monitor.retrain.metrics import accuracy
 
 GUARD = Guard(min_improvement=0.02, max_forgetting=0.01)
 

@@ -54,6 +54,16 @@ def test_register_copies_artifacts_and_preprocessing(tmp_path: Path, two_models:
     assert (encoder.max_length, encoder.pooling, encoder.tokenizer.truncation_side) == (64, "cls", "left")
 
 
+def test_preprocessing_takes_the_encoder_poolings_only() -> None:
+    from collectors.encoding import POOLINGS, TextEncoder
+
+    assert [Preprocessing(pooling=p).pooling for p in POOLINGS] == ["mean", "cls", "pooler"]
+    with pytest.raises(RegistryError, match="pooling must be mean, cls or pooler, got 'max'"):
+        Preprocessing(pooling="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pooling must be mean, cls or pooler, got 'max'"):
+        TextEncoder(object(), object(), pooling="max")  # type: ignore[arg-type]
+
+
 def test_exactly_one_active_and_rollback_restores_exact_previous_weights(
         tmp_path: Path, two_models: tuple[Path, Path]) -> None:
     store = Store(":memory:")

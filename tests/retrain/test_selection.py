@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.retrain.metrics import macro_f1, paired_f1_worse_pvalue
+from monitor.drift.performance import macro_f1
+from monitor.retrain.metrics import paired_f1_worse_pvalue
 from monitor.retrain.selection import CheckpointSelector, Verdict
 
 Y = np.array([0, 1] * 25)  # 50 balanced validation rows

@@ -129,9 +129,9 @@ def test_cli_register_promote_rollback(tmp_path: Path) -> None:
     runner = CliRunner()
     common = ["--db", str(tmp_path / "db.duckdb"), "--registry-dir", str(tmp_path / "reg")]
     a, b = make_tiny_bert(tmp_path / "a"), make_tiny_bert(tmp_path / "b", layers=1)
-    res = runner.invoke(app, ["models", "register", str(a), "--name", "m", "--activate", *common])
+    res = runner.invoke(app, ["models", "register", str(a), "--model", "m", "--activate", *common])
     assert res.exit_code == 0
-    assert runner.invoke(app, ["models", "register", str(b), "--name", "m", *common]).exit_code == 0
+    assert runner.invoke(app, ["models", "register", str(b), "-m", "m", *common]).exit_code == 0
     res = runner.invoke(app, ["promote", "v2", "--model", "m", *common])
     assert res.exit_code == 0 and "v1 -> v2" in res.output
     res = runner.invoke(app, ["rollback", "--model", "m", "--reason", "bad", *common])
@@ -140,6 +140,31 @@ def test_cli_register_promote_rollback(tmp_path: Path) -> None:
     assert [(v["version"], v["status"]) for v in json.loads(res.output)] == [("v1", "active"),
                                                                             ("v2", "rejected")]
     assert read_active_pointer(tmp_path / "reg", "m") == "v1"
+
+
+def _words(text: str) -> str:
+    """Text without the box drawing and line wrapping of a rich error panel."""
+    return " ".join(text.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
+
+
+def test_cli_register_still_takes_the_deprecated_name_spelling(tmp_path: Path) -> None:
+    from monitor.cli import _register_all, app
+
+    _register_all()
+    runner = CliRunner()
+    common = ["--db", str(tmp_path / "db.duckdb"), "--registry-dir", str(tmp_path / "reg")]
+    src = make_tiny_bert(tmp_path / "a")
+    res = runner.invoke(app, ["models", "register", str(src), "--name", "m", "--activate", *common])
+    assert res.exit_code == 0 and "registered m v1 (active)" in res.stdout
+    assert res.stderr.splitlines() == ["warning: --name is deprecated; use --model"]
+    res = runner.invoke(app, ["models", "register", str(src), "--model", "m", *common])
+    assert res.exit_code == 0 and "registered m v2" in res.stdout and res.stderr == ""
+    res = runner.invoke(app, ["models", "register", str(src), "--model", "m", "--name", "n", *common])
+    assert res.exit_code == 2 and "give --model only" in _words(res.stderr)
+    res = runner.invoke(app, ["models", "register", str(src), *common])
+    assert res.exit_code == 2 and "'--model': missing" in _words(res.stderr)
+    help_text = runner.invoke(app, ["models", "register", "--help"]).stdout
+    assert "--model" in help_text and "--name" not in help_text
 
 
 def _shadow_candidate(tmp_path: Path, *, min_rows: int = 50,

@@ -27,12 +27,18 @@ def _trainable(model: Any) -> set[str]:
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_each_phase_unfreezes_exactly_the_next_k_layers_from_the_top(tmp_path: Path) -> None:
-    model = _load(make_tiny_bert(tmp_path / "m", layers=4))
+def _units(model: Any, n_layers: int) -> tuple[list[str], set[str], dict[int, set[str]], set[str]]:
+    """Parameter names of a tiny BERT: all, the head, each encoder layer, the embeddings."""
     names = [n for n, _ in model.named_parameters()]
     head = {n for n in names if n.startswith(("classifier.", "bert.pooler."))}
-    layer = {i: {n for n in names if n.startswith(f"bert.encoder.layer.{i}.")} for i in range(4)}
+    layer = {i: {n for n in names if n.startswith(f"bert.encoder.layer.{i}.")} for i in range(n_layers)}
     emb = {n for n in names if n.startswith("bert.embeddings.")}
+    return names, head, layer, emb
+
+
+def test_each_phase_unfreezes_exactly_the_next_k_layers_from_the_top(tmp_path: Path) -> None:
+    model = _load(make_tiny_bert(tmp_path / "m", layers=4))
+    names, head, layer, emb = _units(model, 4)
     assert head and emb and all(layer.values())
     expected = [head, head | layer[3] | layer[2], head | layer[3] | layer[2] | layer[1] | layer[0],
                 head | layer[3] | layer[2] | layer[1] | layer[0] | emb]
@@ -49,10 +55,7 @@ def test_each_phase_unfreezes_exactly_the_next_k_layers_from_the_top(tmp_path: P
 
 def test_default_phase_count_ends_with_every_unit_unfrozen(tmp_path: Path) -> None:
     model = _load(make_tiny_bert(tmp_path / "m", layers=6))
-    names = [n for n, _ in model.named_parameters()]
-    head = {n for n in names if n.startswith(("classifier.", "bert.pooler."))}
-    layer = {i: {n for n in names if n.startswith(f"bert.encoder.layer.{i}.")} for i in range(6)}
-    emb = {n for n in names if n.startswith("bert.embeddings.")}
+    names, head, layer, emb = _units(model, 6)
     # MiniLM-shaped: 6 layers, k = 2 -> head, +5+4, +3+2, +1+0, +embeddings = 5 phases
     n_phases = TrainConfig().phase_count(6)
     assert n_phases == tr.resolve_phases(6, 2) == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ from typing import Any
 import httpx
 
 from monitor.settings import Settings
+from tests.conftest import make_tiny_bert
+from tests.retrain.helpers import sentences
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -45,6 +48,35 @@ def record(i: int, *, prefix: str = "e", model: str = "m", version: str = "v1", 
         rec["embedding"] = [float((i * 7 + k) % 13) / 13.0 for k in range(dim)]
     rec.update(extra)
     return rec
+
+
+def write_world(tmp: Path, *, n_train: int, n_prod: int) -> dict[str, Path]:
+    """Files of a small operator session: ``model`` (a tiny BERT directory), ``train`` (its
+    original training data, JSONL of text,label) and ``records`` (``n_prod`` prediction records
+    of model ``m`` with text, from ``sentences(n_prod, seed=2, domain="food")``)."""
+    model_dir = make_tiny_bert(tmp / "tiny")
+    orig = sentences(n_train, seed=1)
+    train = tmp / "train.jsonl"
+    train.write_text("\n".join(json.dumps({"text": t, "label": y})
+                               for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
+    prod = sentences(n_prod, seed=2, domain="food")
+    records = tmp / "records.jsonl"
+    records.write_text("\n".join(json.dumps(record(i, model="m", text=prod.texts[i],
+                                                   predicted_label=prod.labels[i]))
+                                 for i in range(n_prod)), encoding="utf-8")
+    return {"model": model_dir, "train": train, "records": records}
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGTERM a child process (a graceful shutdown) and wait; kill it past ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def settings_for(tmp: Path, **overrides: Any) -> Settings:
@@ -111,11 +143,11 @@ class ThreadServer:
         self.thread.join(30)
 
 
-def sidecar_cmd(db: Path, port: int, tmp: Path) -> list[str]:
-    """``shiftwatch serve`` as a subprocess command line (API only)."""
+def sidecar_cmd(db: Path, port: int, tmp: Path, *, scheduler: bool = False) -> list[str]:
+    """``shiftwatch serve`` as a subprocess command line (API only unless ``scheduler``)."""
     code = "import sys; from monitor.cli import main; sys.argv[0] = 'shiftwatch'; main()"
     return [sys.executable, "-c", code, "serve", "--db", str(db), "--port", str(port),
-            "--no-scheduler", "--log-level", "warning"]
+            *(() if scheduler else ("--no-scheduler",)), "--log-level", "warning"]
 
 
 def sidecar_env(tmp: Path) -> dict[str, str]:
@@ -140,12 +172,6 @@ def subprocess_sidecar(
         wait_healthy(base, proc=proc)
         yield proc, base
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if proc.stderr is not None:
             proc.stderr.close()

@@ -18,24 +18,13 @@ from monitor.client import SidecarClient
 from monitor.errors import SidecarError
 from monitor.server import create_app
 from monitor.settings import Settings
-from tests.conftest import make_tiny_bert
 from tests.retrain.helpers import sentences
-from tests.server.helpers import AUTH, TOKEN, record, settings_for
+from tests.server.helpers import AUTH, TOKEN, settings_for, write_world
 
 
 def _world(tmp_path: Path) -> dict[str, Path]:
     """A tiny model directory, its original training data and a records file with text."""
-    model_dir = make_tiny_bert(tmp_path / "tiny")
-    orig = sentences(200, seed=1)
-    train_file = tmp_path / "train.jsonl"
-    train_file.write_text("\n".join(json.dumps({"text": t, "label": y})
-                                    for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
-    prod = sentences(300, seed=2, domain="food")
-    records = tmp_path / "records.jsonl"
-    records.write_text("\n".join(json.dumps(record(i, model="m", text=prod.texts[i],
-                                                   predicted_label=prod.labels[i]))
-                                 for i in range(300)), encoding="utf-8")
-    return {"model": model_dir, "train": train_file, "records": records}
+    return write_world(tmp_path, n_train=200, n_prod=300)
 
 
 @pytest.fixture()
@@ -191,7 +180,7 @@ def test_cli_commands_print_the_same_through_the_sidecar(tmp_path: Path,
         # each command closes its client: hand out a fresh one over the running app
         monkeypatch.setattr(discovery, "find_sidecar", lambda s: SidecarClient(
             "http://testserver", token=TOKEN, http=TestClient(tc.app)))
-        res = runner.invoke(app, ["models", "register", str(w["model"]), "--name", "m", "--activate",
+        res = runner.invoke(app, ["models", "register", str(w["model"]), "--model", "m", "--activate",
                                   "--registry-dir", str(settings.registry_dir), *db])
         assert res.exit_code == 0, res.output
         assert "registered m v1 (active)" in res.output

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,42 +19,39 @@ from typer.testing import CliRunner
 from monitor.discovery import read_discovery
 from monitor.errors import StoreError
 from monitor.store import Store
-from tests.conftest import make_tiny_bert
 from tests.retrain.helpers import sentences
-from tests.server.helpers import TOKEN, free_port, record, wait_healthy
+from tests.server.helpers import (
+    TOKEN,
+    free_port,
+    sidecar_cmd,
+    sidecar_env,
+    stop_process,
+    wait_healthy,
+    write_world,
+)
 
 INTERVAL_S = 1.0
 
 
 def _files(tmp: Path) -> dict[str, Path]:
-    model_dir = make_tiny_bert(tmp / "tiny")
-    orig = sentences(300, seed=1)
-    train = tmp / "train.jsonl"
-    train.write_text("\n".join(json.dumps({"text": t, "label": y})
-                               for t, y in zip(orig.texts, orig.labels, strict=True)), encoding="utf-8")
-    prod = sentences(400, seed=2, domain="food")
-    recs = [record(i, model="m", text=prod.texts[i], predicted_label=prod.labels[i]) for i in range(400)]
-    records = tmp / "records.jsonl"
-    records.write_text("\n".join(json.dumps(r) for r in recs), encoding="utf-8")
+    files = write_world(tmp, n_train=300, n_prod=400)
+    prod = sentences(400, seed=2, domain="food")  # the texts and labels of the records
     window = tmp / "window.jsonl"
-    window.write_text("\n".join(json.dumps(r) for r in recs[:200]), encoding="utf-8")
+    window.write_text("\n".join(files["records"].read_text(encoding="utf-8").splitlines()[:200]),
+                      encoding="utf-8")
     labels = tmp / "labels.csv"  # a filled-in review file: event_id,label
     labels.write_text("event_id,label\n" + "".join(f"e-{i:08d},{prod.labels[i]}\n" for i in range(400)),
                       encoding="utf-8")
-    return {"model": model_dir, "train": train, "records": records, "window": window, "labels": labels}
+    return {**files, "window": window, "labels": labels}
 
 
 def _serve(db: Path, tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    code = "import sys; from monitor.cli import main; sys.argv[0] = 'shiftwatch'; main()"
-    env = dict(os.environ)
+    env = sidecar_env(tmp)
     # the records are dated 2026-01-01: a long retention keeps the retention job off them
-    env.update(SHIFTWATCH_TOKEN=TOKEN, SHIFTWATCH_REPORTS_DIR=str(tmp / "reports"),
-               SHIFTWATCH_REGISTRY_DIR=str(tmp / "models"), SHIFTWATCH_SPOOL_DIR=str(tmp / "spool"),
-               SHIFTWATCH_DRIFT_INTERVAL_S=str(INTERVAL_S), HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", SHIFTWATCH_RETENTION_DAYS="36500")
-    return subprocess.Popen([sys.executable, "-c", code, "serve", "--db", str(db), "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env.update(SHIFTWATCH_SPOOL_DIR=str(tmp / "spool"), SHIFTWATCH_DRIFT_INTERVAL_S=str(INTERVAL_S),
+               SHIFTWATCH_RETENTION_DAYS="36500")
+    return subprocess.Popen(sidecar_cmd(db, port, tmp, scheduler=True), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.slow
@@ -85,7 +80,7 @@ def test_every_readme_command_works_against_a_running_sidecar_and_retrain_runs_i
         with pytest.raises(StoreError, match="lock"):  # the sidecar holds the file
             Store(db).close()
 
-        assert "registered m v1 (active)" in sw("models", "register", str(files["model"]), "--name", "m",
+        assert "registered m v1 (active)" in sw("models", "register", str(files["model"]), "--model", "m",
                                                 "--train-file", str(files["train"]), "--labels", "neg,pos",
                                                 "--max-length", "32", "--activate", *D)
         assert "ingested 400 records" in sw("ingest", str(files["records"]), *D)
@@ -152,12 +147,7 @@ def test_every_readme_command_works_against_a_running_sidecar_and_retrain_runs_i
             time.sleep(0.5)
         assert json.loads(sw("retrain", "status", second, "--json", *D))["state"] == "cancelled"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=60)
     assert proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful shutdown
     assert read_discovery(db) is None  # removed on a clean shutdown
 
