@@ -113,7 +113,7 @@ def _scored(name: str, ds: Any, v1: Path) -> dict[str, np.ndarray]:
     arrays = {"embeddings": batch.embeddings.astype(np.float32), "probs": batch.probs.astype(np.float32),
               "n_tokens": batch.stats.n_tokens, "n_unk": batch.stats.n_unk,
               "truncated": batch.stats.truncated, "n_chars": batch.stats.n_chars}
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds vs allow_pickle
     return arrays
 
 
