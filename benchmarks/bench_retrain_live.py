@@ -23,7 +23,7 @@ drift-check intervals during the retrain (from ``job_runs``, read after the side
 ingest throughput and POST latency during vs before the retrain, as a ratio in the same run.
 
 Run: ``python benchmarks/bench_retrain_live.py`` (default budget; ~30-50 min on 2 loaded cores)
-or ``python benchmarks/bench_retrain_live.py --steps 20`` (a few minutes).
+or ``python benchmarks/bench_retrain_live.py --quick`` (10 steps; a few minutes).
 """
 
 from __future__ import annotations
@@ -312,7 +312,12 @@ def main() -> int:
                     help="cancel the retrain (`shiftwatch retrain cancel`) after this many seconds and "
                          "report the partial run")
     ap.add_argument("--json-out", type=Path, default=CACHE / "result.json", help="where the result goes")
+    ap.add_argument("--quick", action="store_true",
+                    help="a few minutes: 10 steps, 30 s before, drift check every 10 s")
     args = ap.parse_args()
+    if args.quick:
+        args.steps = args.steps or 10
+        args.before, args.interval, args.poll = min(args.before, 30.0), min(args.interval, 10.0), 5.0
 
     from monitor.demo.receiver import WebhookReceiver
     from monitor.store import Store
