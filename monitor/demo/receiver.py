@@ -139,13 +139,14 @@ def describe(body: Any) -> str:
         summary = ann.get("summary") or ann.get("description") or ""
         return f"alertmanager: {head}{' — ' + str(summary) if summary else ''}"
     if isinstance(body, dict):
-        if isinstance(body.get("alert"), dict):  # generic: {"status", "source", "alert": {...}}
-            inner = describe(body["alert"])
-            status = body.get("status")
-            return inner.replace("json: ", f"json ({status}): ", 1) if status else inner
+        for key in ("alert", "event"):  # generic: {"status", "source", "alert" | "event": {...}}
+            if isinstance(body.get(key), dict):
+                inner = describe(body[key])
+                status = body.get("status")
+                return inner.replace("json: ", f"json ({status}): ", 1) if status else inner
         if isinstance(body.get("text"), str):  # Slack-compatible
             return f"slack: {_one_line(body['text'])}"
-        keys = ("rule", "severity", "model_name", "model_version", "run_id", "summary", "message")
+        keys = ("kind", "rule", "severity", "model_name", "model_version", "run_id", "summary", "message")
         parts = [f"{k}={_one_line(str(body[k]))}" for k in keys if body.get(k) not in (None, "")]
         if parts:
             return "json: " + ", ".join(parts)

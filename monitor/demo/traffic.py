@@ -31,9 +31,11 @@ _DOMAINS = ("amazon", "yelp", "imdb", "sst2", MIX_DOMAIN)
 
 
 # in-domain twice; drift to Yelp, then IMDb (the policy retrains on the second window in a row);
-# the new mixed normal three times (checked against the new version's reference); then SST-2's
+# the new mixed normal three times (checked against the new version's reference); once more, served
+# by a deliberately bad version force-promoted before it (the rollback rule fires); then SST-2's
 # lower-cased, tokenised text (the tokenizer signal).
-_SCHEDULE = ("amazon", "amazon", "yelp", "imdb", MIX_DOMAIN, MIX_DOMAIN, MIX_DOMAIN, "sst2")
+_SCHEDULE = ("amazon", "amazon", "yelp", "imdb", MIX_DOMAIN, MIX_DOMAIN, MIX_DOMAIN, MIX_DOMAIN, "sst2")
+_BAD_WINDOW = 7  # w08: served by the force-promoted bad version
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,11 @@ class TrafficPlan:
 
     ``schedule`` names the domain of each traffic window in serving order;
     each window spans ``window_hours`` simulated hours. ``yelp+imdb`` windows
-    are half Yelp, half IMDb, shuffled.
+    are half Yelp, half IMDb, shuffled. ``n_original_holdout`` more held-out
+    home-domain rows join the original validation split (the guard's
+    forgetting test needs hundreds of them); ``bad_promotion_window`` is the
+    index of the window a deliberately bad version is force-promoted before
+    (``None``: no bad-promotion stage).
     """
 
     n_train: int
@@ -54,24 +60,31 @@ class TrafficPlan:
     window_hours: float = 1.0
     label_fraction: float = 0.5  # share of each window whose ground truth arrives before its check
     production_share: float = 0.5  # retrain: share of labelled production rows in the training mix
+    n_original_holdout: int = 0
+    bad_promotion_window: int | None = None
 
     @classmethod
     def full(cls) -> TrafficPlan:
         """The full story: 200-row windows, 350 Amazon training sentences."""
         return cls(n_train=350, n_validation=100, n_reference=150, window_size=200, n_eval=200,
-                   schedule=_SCHEDULE)
+                   schedule=_SCHEDULE, bad_promotion_window=_BAD_WINDOW)
 
     @classmethod
     def quick(cls) -> TrafficPlan:
         """The same story with smaller splits and windows, and a retrain on production rows only
         (fewer training steps; CI)."""
         return cls(n_train=250, n_validation=60, n_reference=100, window_size=100, n_eval=100,
-                   schedule=_SCHEDULE, production_share=1.0)
+                   schedule=_SCHEDULE, production_share=1.0, n_original_holdout=390,
+                   bad_promotion_window=_BAD_WINDOW)
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_validation", "n_reference", "window_size", "n_eval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"traffic plan: {name} must be positive")
+        if self.n_original_holdout < 0:
+            raise ConfigError("traffic plan: n_original_holdout must be >= 0")
+        if self.bad_promotion_window is not None and not 0 < self.bad_promotion_window < len(self.schedule):
+            raise ConfigError("traffic plan: bad_promotion_window must index a window after the first")
         unknown = [d for d in self.schedule if d not in _DOMAINS]
         if unknown:
             raise ConfigError(f"traffic plan: unknown domain(s) {unknown} (choose from {_DOMAINS})")
@@ -121,6 +134,7 @@ class DemoData:
     windows: tuple[TrafficWindow, ...]
     shifted_eval: TextDataset  # held-out Yelp + IMDb, never served: accuracy before/after
     home_eval: TextDataset  # held-out Amazon (the reference texts): forgetting check
+    original_holdout: TextDataset | None = None  # more held-out Amazon for the guard's forgetting test
 
 
 def load_sources(directory: str | Path | None = None) -> dict[str, TextDataset]:
@@ -192,8 +206,9 @@ def build_traffic(
             part = pools[domain].take(plan.window_size, what)
         windows.append(TrafficWindow(i, domain, part.texts, part.labels,
                                      start + i * span, start + (i + 1) * span))
+    holdout = home.take(plan.n_original_holdout, "the original validation split")
     return DemoData(train=train, validation=validation, reference=reference, windows=tuple(windows),
-                    shifted_eval=shifted_eval, home_eval=reference)
+                    shifted_eval=shifted_eval, home_eval=reference, original_holdout=holdout)
 
 
 def _concat(name: str, parts: Sequence[TextDataset]) -> TextDataset:

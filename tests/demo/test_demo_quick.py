@@ -1,13 +1,17 @@
-"""``shiftwatch demo --quick`` end to end, judged from the DuckDB it leaves behind (not its output).
+"""``shiftwatch demo --quick`` end to end, judged from the DuckDB it leaves behind and from its story.
 
 Runs the real CLI in a subprocess (real MiniLM, real collector path, scheduler, policy, retrain,
-reports) and then reads ``OUT/shiftwatch.duckdb`` through the demo's named queries.
+reports) and then reads ``OUT/shiftwatch.duckdb`` through the demo's named queries. The story
+tests read its printed output: an honest promotion with the paired test's evidence, the
+deliberately bad promotion, the automatic rollback and the webhook message; and a second run
+with the same seed must print the same decision lines.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +26,10 @@ MODEL = "support-sentiment"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-@pytest.fixture(scope="module")
-def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
+def _run_demo(out: Path) -> str:
+    """Run ``shiftwatch demo --quick --seed 0`` into ``out``; return what it printed."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "200"}
     proc = subprocess.run(
         [sys.executable, "-c", "from monitor.cli import main; main()", "demo", "--quick", "--out", str(out),
          "--seed", "0"],
@@ -34,7 +37,30 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     tail = f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, f"demo failed ({proc.returncode}):\n{tail}"
-    return out
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo")
+    return out, _run_demo(out)
+
+
+@pytest.fixture(scope="module")
+def demo_out(demo_run: tuple[Path, str]) -> Path:
+    return demo_run[0]
+
+
+_DECISION = re.compile(r"policy: rule|retrain v\d|^\s+- |active version changed|bad promotion|"
+                       r"automatic rollback|drift check \(")
+_IDS = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{8}T\d{6}")
+
+
+def decision_lines(text: str) -> list[str]:
+    """The story's decision lines (drift verdicts, rules, retrain decisions with their evidence,
+    promotions, rollbacks), with run and alert ids and reference-set time stamps blanked: they
+    are random or wall-clock by design."""
+    return [_IDS.sub("<id>", line.rstrip()) for line in text.splitlines() if _DECISION.search(line)]
 
 
 def _rows(out: Path, name: str) -> list[dict[str, Any]]:
@@ -97,3 +123,41 @@ def test_reports_were_written(demo_out: Path) -> None:
     runs = _rows(demo_out, "demo_windows")
     assert runs and all(r["report_path"] for r in runs), runs
     assert all(Path(r["report_path"]).is_file() for r in runs)
+
+
+def test_the_story_shows_an_honest_promotion_a_bad_one_and_the_automatic_rollback(
+        demo_run: tuple[Path, str]) -> None:
+    out, text = demo_run
+    flat = " ".join(text.split())
+    # an honest promotion decided by the paired tests, with their evidence, at the shipped margin
+    promoted = [r for r in _rows(out, "demo_retrain_runs") if r["status"] == "promoted"]
+    assert promoted, _rows(out, "demo_retrain_runs")
+    assert re.search(r"retrain v1 → candidate v2: promoted", flat), flat[-6000:]
+    assert "one-sided exact McNemar p(better)=" in flat and "only candidate right" in flat
+    assert "non-inferiority (margin 0.02)" in flat
+    assert re.search(r"90% CI \[[+-]\d", flat)
+    # the deliberately bad promotion, forced, and the rollback the scheduler did by itself
+    assert "bad promotion: v2 -> v3 forced" in flat
+    assert "automatic rollback v3 -> v2" in flat and "rollback-after-promotion" in flat
+    assert "ACTIVE pointer now v2" in flat
+    events = _rows(out, "demo_registry_events")
+    rollbacks = [e for e in events if e["kind"] == "rollback"]
+    # the first rollback undoes the bad promotion. (The shipped rule, which compares a version with
+    # its own reference, may roll v2 back again on the hard SST-2 window; a rule pairing the
+    # version with its parent on the same rows does not: then this is the only rollback.)
+    assert rollbacks and (rollbacks[0]["from_version"], rollbacks[0]["to_version"]) == ("v3", "v2"), events
+    assert "rollback-after-promotion" in rollbacks[0]["reason"]
+    # the webhook receiver printed the rollback notification
+    assert re.search(r"webhook received \S+: json \(event\): kind=rollback, .*summary=shiftwatch: " + MODEL
+                     + r" rollback v3 -> v2", flat), flat[-6000:]
+
+
+@pytest.mark.xfail(strict=True, reason="the shadow evaluation picks 'rows logged after the candidate' by "
+                   "timestamp, and the demo's simulated time runs ahead of the wall clock: which rows "
+                   "those are depends on the machine's speed (docs/demo.md, Limits)")
+def test_the_same_seed_prints_the_same_decisions(demo_run: tuple[Path, str],
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    first = decision_lines(demo_run[1])
+    second = decision_lines(_run_demo(tmp_path_factory.mktemp("demo-again")))
+    assert first and any("automatic rollback" in line for line in first)
+    assert second == first

@@ -58,6 +58,9 @@ def test_oversized_bodies_are_refused() -> None:
     ({"other": 1}, 'json: {"other": 1}'),
     ({"status": "firing", "source": "shiftwatch", "alert": {"rule": "r", "severity": "warning", "x": 2}},
      "json (firing): rule=r, severity=warning"),
+    ({"status": "event", "source": "shiftwatch",
+      "event": {"kind": "rollback", "model_name": "m", "summary": "shiftwatch: m rollback v3 -> v2", "y": 1}},
+     "json (event): kind=rollback, model_name=m, summary=shiftwatch: m rollback v3 -> v2"),
     ("plain", "plain"),
 ])
 def test_describe(body: object, expected: str) -> None:

@@ -78,7 +78,20 @@ def test_too_small_a_data_set_is_a_clear_error() -> None:
         build_traffic(_small_plan(n_train=310), _fake_sources(400), start=START)
 
 
+def test_the_original_holdout_is_disjoint_from_everything_else() -> None:
+    data = build_traffic(_small_plan(n_original_holdout=40), _fake_sources(), start=START, seed=5)
+    assert data.original_holdout is not None and len(data.original_holdout) == 40
+    assert all(t.startswith("amazon ") for t in data.original_holdout.texts)
+    others = {t for w in data.windows for t in w.texts} | set(data.train.texts) | set(
+        data.validation.texts) | set(data.reference.texts)
+    assert not others & set(data.original_holdout.texts)
+
+
 def test_bad_plans_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="bad_promotion_window"):
+        _small_plan(bad_promotion_window=6)
+    with pytest.raises(ConfigError, match="n_original_holdout"):
+        _small_plan(n_original_holdout=-1)
     with pytest.raises(ConfigError, match="unknown domain"):
         _small_plan(schedule=("amazon", "twitter"))
     with pytest.raises(ConfigError, match="window_size"):
@@ -91,6 +104,8 @@ def test_bad_plans_are_rejected() -> None:
 def test_shipped_plans_fit_the_shared_data(plan: TrafficPlan, data_dir: object) -> None:
     data = build_traffic(plan, load_sources(), start=START, seed=0)
     assert len(data.windows) == len(plan.schedule)
+    assert plan.bad_promotion_window is not None
+    assert data.windows[plan.bad_promotion_window].domain == "yelp+imdb"
     assert {w.domain for w in data.windows} == {"amazon", "yelp", "imdb", "sst2", "yelp+imdb"}
     sst2 = next(w for w in data.windows if w.domain == "sst2")
     # SST-2 is lower-cased and PTB-tokenised: " 's" and " ." are split off
