@@ -7,7 +7,8 @@ on a clean shutdown. :func:`find_sidecar` answers the sidecar to talk to:
 1. ``settings.url`` (``SHIFTWATCH_URL``) when set — it must answer ``/healthz``, else
    :class:`~monitor.errors.SidecarError`;
 2. else the discovery file, unless it is stale: its pid is not alive, or its ``/healthz``
-   does not answer — a stale file is ignored (a crashed sidecar leaves one behind);
+   does not answer within :data:`HEALTH_TIMEOUTS_S` (a busy sidecar on loaded cores can take
+   more than one short try) — a stale file is ignored (a crashed sidecar leaves one behind);
 3. else ``None``: no sidecar, the CLI opens the file itself.
 
 The token is never written to the file; it comes from ``settings.token``
@@ -30,6 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["client_token", "discovery_path", "find_sidecar", "read_discovery", "remove_discovery",
            "write_discovery"]
+
+
+#: /healthz timeouts tried in turn for a discovery file whose pid is alive (14 s in all).
+HEALTH_TIMEOUTS_S = (2.0, 4.0, 8.0)
 
 
 def discovery_path(db_path: str | Path) -> Path:
@@ -110,7 +115,10 @@ def find_sidecar(settings: Settings) -> SidecarClient | None:
     if pid <= 0 or not _alive(pid):
         return None
     client = SidecarClient(str(info["url"]), token=token)
-    if not client.healthy():
-        client.close()
-        return None
-    return client
+    # The pid is alive, so the sidecar is more likely busy (a retrain on two loaded cores) than
+    # gone: give /healthz a few growing chances before calling the file stale.
+    for timeout_s in HEALTH_TIMEOUTS_S:
+        if client.healthy(timeout_s=timeout_s):
+            return client
+    client.close()
+    return None

@@ -125,3 +125,39 @@ def test_the_client_token_comes_from_the_token_setting(tmp_path: Path,
     monkeypatch.delenv("SHIFTWATCH_TOKEN", raising=False)
     assert client_token(settings_for(tmp_path)) == "test-token-123"
     assert client_token(load_settings(db_path=tmp_path / "x.duckdb")) is None
+
+
+def test_a_busy_sidecar_whose_first_healthz_is_slow_is_still_found(tmp_path: Path) -> None:
+    """A sidecar busy on loaded cores (its pid alive) may miss the first 2 s /healthz: the CLI
+    tries again with longer timeouts rather than calling the file stale and opening the locked DB."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls: list[float] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                time.sleep(3.0)  # past the first try's 2 s timeout, inside the second's 4 s
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = settings_for(tmp_path)
+        write_discovery(settings.db_path, f"http://127.0.0.1:{server.server_address[1]}")
+        client = find_sidecar(settings)
+        assert client is not None and len(calls) == 2
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
