@@ -21,7 +21,7 @@ from monitor.registry import Preprocessing, Registry, read_active_pointer
 from monitor.server import create_app
 from monitor.store import Store
 from tests.conftest import make_tiny_bert
-from tests.retrain.helpers import sentences
+from tests.retrain.helpers import flip_head, sentences
 from tests.server.helpers import AUTH, ThreadServer, settings_for
 from tests.server.test_examples import _load_example
 
@@ -48,20 +48,6 @@ rules:
     severity: critical
     actions: [notify, rollback]
 """
-
-
-def _flip_head(src: Path, dst: Path) -> Path:
-    """v2: v1 whose head predicts the opposite class — what a candidate trained on flipped labels learns."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(src))
-    with torch.no_grad():
-        model.classifier.weight.copy_(model.classifier.weight.flip(0))
-        model.classifier.bias.copy_(model.classifier.bias.flip(0))
-    model.save_pretrained(str(dst))
-    AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(dst))
-    return dst
 
 
 def _v1(tmp_path: Path) -> Path:
@@ -98,7 +84,7 @@ def test_forced_bad_promotion_rolls_back_and_the_serving_app_reloads_v1(
                              model_version="v1", labels=LABELS, texts=held_out.texts, origin="held out",
                              true_labels=held_out.labels)
     # the bad candidate, force-promoted (as `shiftwatch promote v2` does: no guard, no reference of its own)
-    registry.register("sentiment", _flip_head(tmp_path / "v1", tmp_path / "v2"), version="v2",
+    registry.register("sentiment", flip_head(tmp_path / "v1", tmp_path / "v2"), version="v2",
                       preprocessing=PRE, parent="v1")
     registry.promote("sentiment", "v2", reason="forced promotion (demo of a bad one)")
     assert read_active_pointer(models, "sentiment") == "v2"
