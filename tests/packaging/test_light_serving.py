@@ -131,7 +131,8 @@ def test_the_serving_example_runs_on_the_light_install_against_a_sidecar(tmp_pat
     with subprocess_sidecar(db, tmp_path) as (_, sidecar):
         port = free_port()
         env = {**os.environ, "PYTHONPATH": "", "MODEL_NAME": "sentiment",
-               "SHIFTWATCH_REGISTRY_DIR": str(models), "SHIFTWATCH_URL": sidecar, "SHIFTWATCH_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1",
+               "SHIFTWATCH_REGISTRY_DIR": str(models), "SHIFTWATCH_URL": sidecar,
+               "SHIFTWATCH_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1",
                "COLLECTOR_SPOOL_DIR": str(tmp_path / "spool"), "TOKENIZERS_PARALLELISM": "false"}
         app = subprocess.Popen([py, "-m", "uvicorn", "--app-dir", str(ROOT / "examples"), "serving_app:app",
                                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
