@@ -1,7 +1,7 @@
 """Overhead of :func:`collectors.instrument_pipeline` on a real MiniLM text-classification pipeline.
 
     python benchmarks/bench_pipeline.py [--batch 1 16] [--calls 500] [--sink duckdb|http|none]
-                                        [--threads 1] [--timeline]
+                                        [--threads 1] [--timeline] [--quick]
 
 Two pipelines over the same weights (all-MiniLM-L6-v2 + a seeded classifier head): one bare,
 one wrapped and logging through a real :class:`~collectors.Collector` to
@@ -244,7 +244,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--sink", choices=["duckdb", "http", "none"], default="duckdb")
     ap.add_argument("--timeline", action="store_true", help="attribute the slowest calls (flush, GC)")
+    ap.add_argument("--quick", action="store_true",
+                    help="100 calls per batch size (a smoke run: a p99 of 100 calls is one call)")
     args = ap.parse_args()
+    if args.quick:
+        args.calls = min(args.calls, 100)
 
     import torch
 
