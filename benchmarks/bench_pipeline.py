@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import gc
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.calls = min(args.calls, 100)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated run still stops its sidecar
 
     import torch
 
