@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from collectors.secrets import read_token_file
 from collectors.spool import Spool, private_dir
@@ -44,6 +46,7 @@ __all__ = [
     "Sink",
     "SinkUnavailable",
     "encode_json",
+    "encode_records",
     "read_token",
     "split_valid",
 ]
@@ -276,6 +279,57 @@ def encode_json(payload: Mapping[str, Any], n: int = 1) -> bytes:
         raise BatchRejected(f"cannot encode the batch as JSON: {exc}", n) from exc
 
 
+def _dumps(value: Any, n: int) -> str:
+    try:
+        return json.dumps(value, default=_json_default, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise BatchRejected(f"cannot encode the batch as JSON: {exc}", n) from exc
+
+
+def encode_records(records: Sequence[Mapping[str, Any]]) -> bytes:
+    """``{"records": [...]}`` as JSON bytes: the same document as :func:`encode_json`, faster.
+
+    A float32 ``numpy`` embedding is written by Arrow in one vectorised, GIL-free pass for the
+    whole batch (``pyarrow.compute.cast`` to string: the shortest text that reads back as the
+    same float32; ``-0.0`` reads back as ``0.0``). The standard library's encoder writes every
+    element of a float32 vector as the 17-digit repr of a double, one Python call each: 0.3 ms
+    of GIL-held time per 384-dim record on the collector's flush thread, which is what made
+    the serving thread wait (docs/serving-stacks.md). Everything else, and embeddings of other
+    types or with non-finite values, goes through :func:`encode_json`'s rules (a NaN still
+    raises :class:`BatchRejected`).
+    """
+    n = len(records)
+    rows: list[int] = []
+    vectors: list[np.ndarray] = []
+    for i, rec in enumerate(records):
+        vec = rec.get("embedding")
+        if isinstance(vec, np.ndarray) and vec.ndim == 1 and vec.dtype == np.float32 and vec.size:
+            rows.append(i)
+            vectors.append(vec)
+    texts: dict[int, str] = {}
+    if vectors:
+        flat = np.concatenate(vectors)
+        if not np.isfinite(flat).all():  # left to the standard encoder (which refuses them)
+            keep = [j for j, v in enumerate(vectors) if np.isfinite(v).all()]
+            rows, vectors = [rows[j] for j in keep], [vectors[j] for j in keep]
+            flat = np.concatenate(vectors) if vectors else flat[:0]
+        if vectors:
+            offsets = np.zeros(len(vectors) + 1, dtype=np.int32)
+            np.cumsum([v.size for v in vectors], out=offsets[1:])
+            values = pc.cast(pa.array(flat, type=pa.float32()), pa.string())
+            joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), ",")
+            texts = dict(zip(rows, joined.to_pylist(), strict=True))
+    parts: list[str] = []
+    for i, rec in enumerate(records):
+        text = texts.get(i)
+        if text is None:
+            parts.append(_dumps(dict(rec), n))
+            continue
+        head = _dumps({k: v for k, v in rec.items() if k != "embedding"}, n)
+        parts.append(f"{head[:-1]}{',' if len(head) > 2 else ''}\"embedding\":[{text}]}}")
+    return ('{"records":[' + ",".join(parts) + "]}").encode("utf-8")
+
+
 class HttpSink(Sink):
     """POST to a shiftwatch sidecar; spool to ``spool_dir`` while it is unreachable.
 
@@ -342,7 +396,7 @@ class HttpSink(Sink):
         its own limit, and a refused body would be lost)."""
         if not records:
             return 0
-        body = encode_json({"records": list(records)}, len(records))
+        body = encode_records(records)
         if len(body) > self.max_body_bytes and len(records) > 1:
             half = len(records) // 2
             return self._send_split(records[:half]) + self._send_split(records[half:])
@@ -368,7 +422,7 @@ class HttpSink(Sink):
         if not kept:
             return 0
         try:
-            body = encode_json({"records": kept}, len(kept))
+            body = encode_records(kept)
         except BatchRejected:
             self.rejected += len(kept)
             return 0

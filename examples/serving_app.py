@@ -38,7 +38,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
-from monitor.settings import resolve_token
+from collectors.secrets import resolve_token
 
 log = logging.getLogger("serving_app")
 

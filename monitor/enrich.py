@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from collectors.loops import LoopService
 from monitor.errors import ShiftwatchError, StoreError
 from monitor.store import Store
 
@@ -80,7 +81,10 @@ class Enricher:
     """Background worker that fills in embeddings and tokenizer stats of text-only records.
 
     ``notify(model_name, model_version)`` (called after each committed batch that holds such
-    records) never blocks; ``start()``/``stop()`` run the worker thread; ``run_pending()``
+    records) never blocks and wakes the worker; ``start()``/``stop()`` run the worker thread (a
+    :class:`~collectors.loops.LoopService`, :attr:`service`: an iteration sweeps when the sweep
+    is due, then takes the hints queued; one longer than ``sweep_interval_s`` warns of an
+    overrun; a failed one is logged and retried after a second); ``run_pending()``
     does all pending work synchronously (tests, one-shot use). Encoders are cached per model
     version (``max_encoders`` most recent); a version whose encoder cannot be loaded is
     retried after ``retry_s``.
@@ -109,26 +113,24 @@ class Enricher:
         self._encoders: OrderedDict[tuple[str, str], TextEncoder] = OrderedDict()
         self._unavailable: dict[tuple[str, str], float] = {}
         self._skip: dict[tuple[str, str], set[str]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
+        self.service = LoopService("shiftwatch-enrich", interval_s=min(0.5, sweep_interval_s),
+                                   target=self._iteration, run_first=True, error_backoff_s=1.0,
+                                   expected_s=sweep_interval_s, logger=log)
         self._work_lock = threading.Lock()
         self.enriched = 0
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         """Start the worker thread (it sweeps once immediately: restart recovery)."""
-        if self._thread is not None:
+        if self.service.running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="shiftwatch-enrich", daemon=True)
-        self._thread.start()
+        self._next_sweep = 0.0
+        self.service.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the worker to stop after its current batch and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self.service.stop(timeout)
 
     def notify(self, model_name: str, model_version: str) -> bool:
         """Hint that ``model_name``/``model_version`` has records to enrich; never blocks."""
@@ -140,6 +142,7 @@ class Enricher:
             return False
         if self._metrics is not None:
             self._metrics.enrich_queue.set(self._queue.qsize())
+        self.service.wake()
         return True
 
     def queue_depth(self) -> int:
@@ -154,26 +157,24 @@ class Enricher:
             total += self._enrich_version(str(row["model_name"]), str(row["model_version"]))
         return total
 
-    def _loop(self) -> None:
-        next_sweep = 0.0
-        while not self._stop.is_set():
-            try:
-                if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + self.sweep_interval_s
-                    self.run_pending()
-                    continue
+    def _iteration(self) -> None:
+        """One iteration of the worker: the sweep when it is due, then the queued hints."""
+        try:
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.sweep_interval_s
+                self.run_pending()
+            while not self.service.stopping:
                 try:
-                    key = self._queue.get(timeout=min(0.5, self.sweep_interval_s))
+                    key = self._queue.get_nowait()
                 except queue.Empty:
-                    continue
+                    break
                 if self._metrics is not None:
                     self._metrics.enrich_queue.set(self._queue.qsize())
                 self._enrich_version(*key)
-            except Exception:  # the worker must survive anything; the sweep retries
-                log.exception("enrichment iteration failed")
-                if self._metrics is not None:
-                    self._metrics.enrich_failures.labels(reason="iteration").inc()
-                self._stop.wait(1.0)
+        except Exception:  # counted here; the loop service logs it and the sweep retries
+            if self._metrics is not None:
+                self._metrics.enrich_failures.labels(reason="iteration").inc()
+            raise
 
     def _encoder(self, key: tuple[str, str]) -> TextEncoder | None:
         if key in self._encoders:
@@ -201,7 +202,7 @@ class Enricher:
         done = 0
         with self._work_lock:
             encoder = None
-            while not self._stop.is_set():
+            while not self.service.stopping:
                 skip = self._skip.setdefault(key, set())
                 rows = self._store.fetch_dicts("server_pending_enrichment", {
                     "model_name": model_name, "model_version": model_version,

@@ -1,16 +1,17 @@
-"""A background-job base: subclasses write :meth:`Job.run_once`; the base does the rest.
+"""A recorded scheduler job: subclasses write :meth:`Job.run_once`; the base does the rest.
 
 Every run is recorded in ``job_runs`` (started, finished, duration, ``ok``/``failed`` and the
 error), logged, and survives a failed iteration: an exception is caught, stored and logged,
 and the next run happens as scheduled. A run that takes longer than ``expected_s`` logs an
-overrun warning. :meth:`Job.run` runs ``loops=N`` iterations back to back (for tests and
-``shiftwatch check``); :meth:`Job.__call__` runs one (what the scheduler calls).
+overrun warning. The guard (catch, log, time, warn) is the loop-service base's
+(:func:`collectors.loops.run_guarded`); what a job adds is the record in the store, so it is
+what the scheduler runs, while the threads that loop on their own (collector flush, enricher,
+pointer watcher) are :class:`collectors.loops.LoopService` s. :meth:`Job.__call__` runs once.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from collectors.loops import run_guarded
 from monitor.errors import StoreError
 from monitor.store import Store
 
@@ -58,29 +60,15 @@ class Job(ABC):
         """Do one iteration's work; the return value is kept in :attr:`JobRun.result`."""
 
     def __call__(self) -> JobRun:
-        """Run one iteration (the scheduler's entry point)."""
-        return self.run(loops=1)[0]
-
-    def run(self, *, loops: int = 1) -> list[JobRun]:
-        """Run ``loops`` iterations back to back; failures are recorded, never raised."""
-        return [self._one() for _ in range(loops)]
-
-    def _one(self) -> JobRun:
+        """Run one iteration (the scheduler's entry point); failures are recorded, never raised."""
         run_id = uuid.uuid4().hex
         started_at = self._clock()
         self._record("ops_job_start", {"run_id": run_id, "job": self.name, "started_at": started_at})
-        t0 = time.perf_counter()
-        status: Literal["ok", "failed"] = "ok"
-        error: str | None = None
-        result: Any = None
-        try:
-            result = self.run_once()
-        except Exception as exc:  # the base survives any failure of one iteration
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("job %s failed (run %s)", self.name, run_id)
-        duration = time.perf_counter() - t0
-        if self.expected_s is not None and duration > self.expected_s:
-            log.warning("job %s overran: %.1fs > expected %.1fs", self.name, duration, self.expected_s)
+        it = run_guarded(self.run_once, name=f"job {self.name}", logger=log, expected_s=self.expected_s,
+                         what=f"run {run_id}")
+        status: Literal["ok", "failed"] = "ok" if it.ok else "failed"
+        error = None if it.error is None else f"{type(it.error).__name__}: {it.error}"
+        result, duration = it.result, it.duration_s
         self._record("ops_job_finish", {"run_id": run_id, "finished_at": self._clock(),
                                         "duration_s": duration, "status": status,
                                         "error": error[:2000] if error else None})

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from collectors.encoding import check_pooling
+from collectors.loops import LoopService
 from monitor.errors import RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,7 +190,8 @@ class PointerWatcher:
     """Calls ``on_change(version)`` when a model's ``ACTIVE`` pointer changes.
 
     :meth:`poll` checks once (tests, or a serving loop between requests);
-    :meth:`start` polls every ``interval_s`` seconds on a daemon thread. The
+    :meth:`start` polls every ``interval_s`` seconds on a daemon thread (a
+    :class:`~collectors.loops.LoopService`, :attr:`service`). The
     callback should load the new version fully and then swap a reference, so
     in-flight requests finish on the old model and none are dropped. A failing
     callback is logged and retried on the next poll.
@@ -202,8 +204,8 @@ class PointerWatcher:
         self.on_change = on_change
         self.interval_s = interval_s
         self.current = current
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.service = LoopService(f"pointer-{model_name}", interval_s=interval_s, target=self.poll,
+                                   logger=log)
 
     def poll(self) -> str | None:
         """Check the pointer once; return the new version if it changed (after the callback)."""
@@ -224,23 +226,12 @@ class PointerWatcher:
 
     def start(self) -> PointerWatcher:
         """Poll on a background daemon thread until :meth:`stop`."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name=f"pointer-{self.model_name}",
-                                            daemon=True)
-            self._thread.start()
+        self.service.start()
         return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll()
 
     def stop(self) -> None:
         """Stop the background thread (if any) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(self.interval_s * 2, 1.0))
-            self._thread = None
+        self.service.stop(timeout_s=max(self.interval_s * 2, 1.0))
 
 
 # -- helpers --------------------------------------------------------------------------

@@ -6,7 +6,6 @@ down; nothing instantiates settings at import time.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +13,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from collectors.secrets import read_token_file
+from collectors.secrets import read_token_file, resolve_token
 from monitor.errors import ConfigError
 
 __all__ = ["Settings", "load_settings", "read_token_file", "resolve_token"]
@@ -124,19 +123,6 @@ class Settings(BaseSettings):
             return read_token_file(self.token_file)
         raise ConfigError("no bearer token: set SHIFTWATCH_TOKEN or SHIFTWATCH_TOKEN_FILE, or "
                           "SHIFTWATCH_AUTH=off (--no-auth) to serve without one")
-
-
-
-
-def resolve_token(env: dict[str, str] | None = None) -> str | None:
-    """The token a client should send: ``SHIFTWATCH_TOKEN`` (trimmed) or the content of
-    ``SHIFTWATCH_TOKEN_FILE``; ``None`` when neither is set."""
-    env = dict(os.environ) if env is None else env
-    token = env.get("SHIFTWATCH_TOKEN")
-    if token is not None and token.strip():
-        return token.strip()
-    path = env.get("SHIFTWATCH_TOKEN_FILE")
-    return read_token_file(path) if path else None
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -20,7 +20,7 @@ PACKAGES = ("monitor", "collectors", "reports")
 LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (0, ("monitor", "monitor.errors")),
     (1, ("collectors.schema", "collectors.codec", "collectors.errors", "collectors.encoding",
-         "collectors.spool", "collectors.secrets")),
+         "collectors.spool", "collectors.secrets", "collectors.loops")),
     (2, ("monitor.settings", "monitor.queries", "monitor.store", "monitor.health", "monitor.recordfile",
          "monitor.datasets", "monitor.metrics", "monitor.lake.layout")),
     (3, ("collectors", "collectors.collector", "collectors.sinks", "collectors.spool",

@@ -11,11 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from collectors import BatchRejected, Collector, HttpSink, ParquetSink
-from collectors.sinks import encode_json
+from collectors.sinks import encode_json, encode_records
 from collectors.spool import Spool
 from tests.monitor.records import record
 
@@ -164,6 +165,42 @@ def test_rejected_batch_is_counted_not_spooled(sidecar: FakeSidecar, port: int, 
     with pytest.raises(BatchRejected, match="JSON"):
         encode_json({"records": [{"x": float("nan")}]})  # JSON cannot carry NaN
     sink.close()
+
+
+def _vectors_equal(fast: Any, slow: Any) -> bool:
+    return bool(np.array_equal(np.asarray(fast, dtype=np.float32), np.asarray(slow, dtype=np.float32)))
+
+
+def test_encode_records_writes_the_document_of_encode_json() -> None:
+    rng = np.random.default_rng(7)
+    special = np.array([0.3, 1e-8, 3.4e38, -0.0, 1e-45, -1.5, 0.0, 123456.789], dtype=np.float32)
+    records: list[dict[str, Any]] = []
+    for i in range(40):
+        rec = dict(record(i))
+        kind = i % 5
+        if kind == 0:
+            rec["embedding"] = rng.standard_normal(384).astype(np.float32)
+        elif kind == 1:
+            scale = 10.0 ** rng.integers(-30, 30, 16)
+            rec["embedding"] = (rng.standard_normal(16) * scale).astype(np.float32)
+        elif kind == 2:
+            rec["embedding"] = special
+        elif kind == 3:
+            rec["embedding"] = [0.1, 0.2, 0.3]  # a list: the standard encoder's business
+        else:
+            rec["embedding"] = rng.standard_normal(8)  # float64: also left as it is
+        rec["probs"] = np.array([0.25, 0.75], dtype=np.float32)
+        records.append(rec)
+    records.append({"embedding": special})  # nothing but the vector
+    fast = json.loads(encode_records(records))
+    slow = json.loads(encode_json({"records": records}))
+    assert list(fast) == ["records"] and len(fast["records"]) == len(slow["records"]) == 41
+    for f, s in zip(fast["records"], slow["records"], strict=True):
+        assert _vectors_equal(f.pop("embedding"), s.pop("embedding"))  # the same float32 values
+        assert f == s
+    with pytest.raises(BatchRejected, match="JSON"):
+        encode_records([{**record(0), "embedding": np.array([1.0, np.nan], dtype=np.float32)}])
+    assert encode_records([]) == b'{"records":[]}'
 
 
 def test_spool_is_bounded_oldest_dropped_first(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ class Flaky(Job):
 
 def test_a_failing_iteration_is_recorded_and_the_next_one_runs(store: Store) -> None:
     job = Flaky(store, fail_on={2})
-    runs = job.run(loops=3)
+    runs = [job() for _ in range(3)]
     assert [r.status for r in runs] == ["ok", "failed", "ok"]
     assert [r.result for r in runs] == [1, None, 3]
     assert runs[1].error == "RuntimeError: boom on call 2"

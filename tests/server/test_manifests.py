@@ -92,3 +92,31 @@ def test_inference_service_logger_points_at_the_sidecar_route() -> None:
     assert url.path in {getattr(r, "path", None) for r in router.routes}
     args = isvc["spec"]["predictor"]["model"]["args"]
     assert f"--model_name={isvc['metadata']['name']}" in args  # the record's model_name
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {})
+    if doc["kind"] == "Pod":
+        return list(spec.get("containers", []))
+    if "template" in spec:
+        return list(spec["template"]["spec"].get("containers", []))
+    return []
+
+
+@pytest.mark.parametrize("path", MANIFESTS[:2], ids=lambda p: str(p.relative_to(ROOT)))
+def test_probes_target_the_pod_ip_the_sidecar_listens_on(path: Path) -> None:
+    """The kubelet sends httpGet probes to ``host`` (default: the Pod IP) from its node, so a
+    ``host: 127.0.0.1`` probes the node, never the Pod; a server bound to loopback only would
+    fail every probe."""
+    docs = _docs(path)
+    probes = [(c, c[kind]) for d in docs for c in _containers(d)
+              for kind in ("startupProbe", "livenessProbe", "readinessProbe") if kind in c]
+    assert probes
+    for container, probe in probes:
+        assert "host" not in probe["httpGet"], container["name"]
+        port = probe["httpGet"]["port"]
+        declared = {p["name"] for p in container.get("ports", [])} | {
+            p["containerPort"] for p in container.get("ports", [])}
+        assert port in declared, (container["name"], port)
+    for cm in (d for d in docs if d["kind"] == "ConfigMap" and "sidecar.yaml" in d["data"]):
+        assert yaml.safe_load(cm["data"]["sidecar.yaml"])["host"] == "0.0.0.0"
