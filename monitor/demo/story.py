@@ -157,9 +157,11 @@ def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
 
     Simulated time runs *ahead* of the wall clock, so everything the demo does
     in real time (a retrain registering a candidate, a promotion) lies before
-    the traffic that follows it — as in production: a shadow candidate is
-    judged on rows logged after it, and ``hours_since_promotion`` is defined
-    for the windows after a promotion.
+    the traffic that follows it, and ``hours_since_promotion`` is defined for
+    the windows after a promotion. Which rows a shadow candidate or a promoted
+    version is judged on does not depend on this: they are picked by ingestion
+    time, and the demo serves a window only after the previous cycle (its
+    retrain included, which runs to the end in this one-shot process) is done.
     """
     start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return start + timedelta(hours=1)

@@ -55,7 +55,7 @@ class TrafficPlan:
     are half Yelp, half IMDb, shuffled. Ground truth for ``label_fraction``
     of each window arrives before its check, ``shadow_label_fraction`` while
     a retrained candidate waits in shadow (its paired test needs hundreds
-    of labelled rows logged after it). ``n_original_holdout`` more held-out
+    of labelled rows ingested after it). ``n_original_holdout`` more held-out
     home-domain rows join the original validation split (the guard's
     forgetting test needs hundreds of them); ``bad_promotion_window`` is the
     index of the window a deliberately bad version is force-promoted before

@@ -392,7 +392,7 @@ def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, c
     if waiting:
         min_rows = stored["shadow"]["min_rows"]
         what = "passed the test" if decision.promote else "undecided"
-        reasons.append(f"{what}; kept as candidate until {min_rows} labelled production rows logged after "
+        reasons.append(f"{what}; kept as candidate until {min_rows} labelled production rows ingested after "
                        "it can decide (shadow evaluation)")
         return RetrainOutcome(run_id, name, active.version, candidate.version,
                               "shadow" if decision.promote else "undecided", tuple(reasons), metrics,
@@ -509,11 +509,12 @@ def shadow_evaluate(
     min_rows: int | None = None,
     device: str | None = None,
 ) -> RetrainOutcome:
-    """Decide a waiting ``candidate`` again on live traffic logged since it was created.
+    """Decide a waiting ``candidate`` again on live traffic ingested since it was created.
 
     Both the candidate and the active version score the labelled production
-    rows (with text, inside the label set) that arrived after the candidate was
-    registered — traffic it never trained on — and the paired test
+    rows (with text, inside the label set) ingested after the candidate was
+    registered (the store's clock, not the rows' own timestamps, which a
+    client sets) — traffic it never trained on — and the paired test
     (:func:`monitor.retrain.guard.judge`) decides with the original-data pairs
     kept from training time. ``promote`` promotes and builds the new
     reference; ``reject`` rejects; ``undecided`` keeps the candidate waiting
@@ -608,7 +609,7 @@ def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand:
         if need <= len(live):  # more production rows are not what is missing: back off
             need = 2 * len(live)
         registry.set_metrics(name, cand.version, {**cand.metrics, "shadow": {**kept, "min_rows": need}})
-        reasons.append(f"shadow: still undecided; decided again once {need} labelled rows logged after it "
+        reasons.append(f"shadow: still undecided; decided again once {need} labelled rows ingested after it "
                        "have arrived")
         return RetrainOutcome(run_id, name, active.version, cand.version, "undecided", tuple(reasons),
                               metrics, promotion=decision)
