@@ -157,9 +157,11 @@ def _simulated_start(plan: TrafficPlan, now: datetime) -> datetime:
 
     Simulated time runs *ahead* of the wall clock, so everything the demo does
     in real time (a retrain registering a candidate, a promotion) lies before
-    the traffic that follows it — as in production: a shadow candidate is
-    judged on rows logged after it, and ``hours_since_promotion`` is defined
-    for the windows after a promotion.
+    the traffic that follows it, and ``hours_since_promotion`` is defined for
+    the windows after a promotion. Which rows a shadow candidate or a promoted
+    version is judged on does not depend on this: they are picked by ingestion
+    time, and the demo serves a window only after the previous cycle (its
+    retrain included, which runs to the end in this one-shot process) is done.
     """
     start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return start + timedelta(hours=1)
@@ -442,11 +444,16 @@ def _feedback_labels(state: _State, window: TrafficWindow) -> None:
 
     It goes in as delayed ground truth (``Store.insert_labels``), like customer feedback that
     arrives within the hour: the performance signal sees realized accuracy, and the retrain
-    has labelled rows of the drifted windows.
+    has labelled rows of the drifted windows. While a retrained candidate waits in shadow the
+    share is ``shadow_label_fraction`` (all rows by default): its paired test against the active
+    version asks for hundreds of labelled rows ingested after it.
     """
     import numpy as np
 
-    frac = state.plan.label_fraction
+    from monitor.retrain.service import pending_shadow
+
+    shadow = [v for m, v in pending_shadow(state.store) if m == state.options.model_name]
+    frac = state.plan.shadow_label_fraction if shadow else state.plan.label_fraction
     if frac <= 0:
         return
     rows = state.store.fetch_dicts("demo_window_rows", {"model_name": state.options.model_name,
@@ -461,7 +468,8 @@ def _feedback_labels(state: _State, window: TrafficWindow) -> None:
     n = state.store.insert_labels(labels, source="demo")
     state.console.print(f"  feedback: ground truth for {n} of {len(rows)} rows of {window.name} arrived "
                         "before the check — [bold]taken from the data set's true labels[/] (standing in "
-                        "for customer feedback)")
+                        "for customer feedback)"
+                        + (f" ({frac:.0%} while {', '.join(shadow)} waits in shadow)" if shadow else ""))
 
 
 # -- the bad promotion ------------------------------------------------------------------

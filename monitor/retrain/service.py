@@ -326,10 +326,11 @@ def _pairs(cand: Predicted, act: Predicted) -> PairedPredictions:
 
 
 def _out_of_scope(store: Store, name: str, labels: list[str], cand_enc: Any, act_enc: Any, guard: Guard, *,
-                  since: Any = None, n: int = 2000) -> OosEvidence | None:
-    """Both models' confidence on labelled rows whose label is outside the label set (newest ``n``)."""
+                  ingested_since: datetime | None = None, n: int = 2000) -> OosEvidence | None:
+    """Both models' confidence on labelled rows whose label is outside the label set (newest ``n``;
+    only rows ingested at or after ``ingested_since`` when it is set)."""
     rows = store.fetch_dicts("promotion_out_of_scope_rows",
-                             {"model_name": name, "labels": labels, "since": since, "n": n})
+                             {"model_name": name, "labels": labels, "ingested_since": ingested_since, "n": n})
     if not rows:
         return None
     texts = Examples([str(r["text"]) for r in rows], [str(r["label"]) for r in rows])
@@ -391,7 +392,7 @@ def evaluate_candidate(store: Store, registry: Registry, active: ModelVersion, c
     if waiting:
         min_rows = stored["shadow"]["min_rows"]
         what = "passed the test" if decision.promote else "undecided"
-        reasons.append(f"{what}; kept as candidate until {min_rows} labelled production rows logged after "
+        reasons.append(f"{what}; kept as candidate until {min_rows} labelled production rows ingested after "
                        "it can decide (shadow evaluation)")
         return RetrainOutcome(run_id, name, active.version, candidate.version,
                               "shadow" if decision.promote else "undecided", tuple(reasons), metrics,
@@ -508,11 +509,12 @@ def shadow_evaluate(
     min_rows: int | None = None,
     device: str | None = None,
 ) -> RetrainOutcome:
-    """Decide a waiting ``candidate`` again on live traffic logged since it was created.
+    """Decide a waiting ``candidate`` again on live traffic ingested since it was created.
 
     Both the candidate and the active version score the labelled production
-    rows (with text, inside the label set) that arrived after the candidate was
-    registered — traffic it never trained on — and the paired test
+    rows (with text, inside the label set) ingested after the candidate was
+    registered (the store's clock, not the rows' own timestamps, which a
+    client sets) — traffic it never trained on — and the paired test
     (:func:`monitor.retrain.guard.judge`) decides with the original-data pairs
     kept from training time. ``promote`` promotes and builds the new
     reference; ``reject`` rejects; ``undecided`` keeps the candidate waiting
@@ -530,10 +532,13 @@ def shadow_evaluate(
     kept = cand.metrics.get("shadow") or {}
     guard = guard or Guard(**kept.get("guard", {}))
     min_rows = int(min_rows if min_rows is not None else kept.get("min_rows", 50))
-    rows = live_rows(store, model_name, active.preprocessing.labels, since=cand.created_at)
+    # by ingestion time (the store's clock), not by the rows' own timestamps: a row stamped after
+    # the candidate may have arrived before it, and the candidate may have trained on it
+    rows = live_rows(store, model_name, active.preprocessing.labels, since=None,
+                     ingested_since=cand.created_at)
     if len(rows) < min_rows:
         raise ShadowNotReady(f"shadow evaluation of {model_name} {version} needs {min_rows} labelled rows "
-                             f"logged since {cand.created_at}, found {len(rows)}")
+                             f"ingested since {cand.created_at}, found {len(rows)}")
     run_id = uuid.uuid4().hex
     store.execute("retrain_insert_run", {
         "run_id": run_id, "model_name": model_name, "parent_version": active.version,
@@ -589,7 +594,7 @@ def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand:
     live = live_examples(rows)
     cand_enc, act_enc = load_encoders(registry, cand, active, device=device)
     pc, pa_ = predict(cand_enc, live, labels), predict(act_enc, live, labels)
-    oos = _out_of_scope(store, name, labels, cand_enc, act_enc, guard, since=cand.created_at)
+    oos = _out_of_scope(store, name, labels, cand_enc, act_enc, guard, ingested_since=cand.created_at)
     decision = judge(_pairs(pc, pa_), _kept_original(kept, len(labels)), guard, oos=oos)
     metrics: dict[str, Any] = {"promotion": decision.to_dict(), "n_live": len(live),
                                "candidate": {"production": pc.scores().macro_f1},
@@ -604,7 +609,7 @@ def _shadow_decide(store: Store, registry: Registry, active: ModelVersion, cand:
         if need <= len(live):  # more production rows are not what is missing: back off
             need = 2 * len(live)
         registry.set_metrics(name, cand.version, {**cand.metrics, "shadow": {**kept, "min_rows": need}})
-        reasons.append(f"shadow: still undecided; decided again once {need} labelled rows logged after it "
+        reasons.append(f"shadow: still undecided; decided again once {need} labelled rows ingested after it "
                        "have arrived")
         return RetrainOutcome(run_id, name, active.version, cand.version, "undecided", tuple(reasons),
                               metrics, promotion=decision)

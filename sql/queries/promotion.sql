@@ -1,6 +1,7 @@
 -- name: promotion_out_of_scope_rows
 -- Labelled rows with text of a model whose label lies outside the label set $labels, newest first,
--- at most $n; only rows logged at or after $since when it is set. Label precedence as in
+-- at most $n; only rows ingested at or after $ingested_since when it is set (a shadow candidate's
+-- window, on the store's clock). Label precedence as in
 -- retrain_labelled_rows: delayed label, then review-queue label, then the label logged with the row.
 SELECT p.event_id, p.ts, p.model_version, p.text, lab.label
 FROM predictions p
@@ -10,7 +11,7 @@ CROSS JOIN LATERAL (SELECT coalesce(l.label, CASE WHEN r.status = 'labeled' THEN
                     AS label) lab
 WHERE p.model_name = $model_name
   AND p.text IS NOT NULL
-  AND ($since IS NULL OR p.ts >= $since)
+  AND ($ingested_since IS NULL OR p.ingested_at >= $ingested_since)
   AND lab.label IS NOT NULL
   AND NOT list_contains(CAST($labels AS VARCHAR[]), lab.label)
 ORDER BY p.ts DESC, p.event_id DESC

@@ -163,6 +163,6 @@ def test_import_reports_labels_outside_the_label_set_and_keeps_them(store: Store
     # kept as evidence: stored, and found by the guard's out-of-scope query, not by the training rows
     stored = dict(store.fetchall_sql("SELECT label, count(*) FROM labels GROUP BY 1"))
     assert stored == {"positive": 1, "negative": 1, "refund": 2, "shipping": 1}
-    params = {"model_name": "sentiment", "since": None, "n": 100, "labels": ["negative", "positive"]}
+    params = {"model_name": "sentiment", "ingested_since": None, "n": 100, "labels": ["negative", "positive"]}
     oos = store.fetch_dicts("promotion_out_of_scope_rows", params)
     assert sorted(r["label"] for r in oos) == ["refund", "refund", "shipping"]

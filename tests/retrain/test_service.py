@@ -217,6 +217,32 @@ def test_shadow_candidate_is_judged_on_traffic_logged_after_it(tmp_path: Path) -
     assert pending_shadow(store) == []
 
 
+def test_shadow_rows_are_picked_by_ingestion_not_by_their_timestamps(tmp_path: Path) -> None:
+    """Rows stamped after the candidate but ingested before it (a client clock ahead of the
+    sidecar's, or the demo's simulated time) are rows the retrain could train on: not shadow rows."""
+    from monitor.retrain.service import ShadowNotReady, shadow_evaluate
+
+    store, settings, reg = retrain_world(tmp_path)
+    ahead = datetime.now().astimezone() + timedelta(days=1)
+    early = sentences(60, seed=9, domain="food")
+    store.insert_predictions([
+        {"event_id": f"early{i}", "ts": ahead + timedelta(seconds=i), "model_name": "m",
+         "model_version": "v1", "predicted_label": "neg", "confidence": 0.5, "text": t}
+        for i, t in enumerate(early.texts)])
+    store.insert_labels([{"event_id": f"early{i}", "label": y} for i, y in enumerate(early.labels)])
+    out = retrain(store, settings, "m", reason="drift", config=_config(
+        shadow=True, shadow_min_rows=50, guard=Guard(alpha=0.1)))
+    assert out.decision == "shadow", out.reasons
+    cand = reg.get("m", "v2")
+    assert cand.created_at is not None and cand.created_at < ahead  # stamped after it, ingested before
+    with pytest.raises(ShadowNotReady, match="found 0"):
+        shadow_evaluate(store, settings, "m", "v2")
+
+    _log_live_traffic(store, 60, after=cand.created_at)
+    done = shadow_evaluate(store, settings, "m", "v2")
+    assert done.metrics["n_live"] == 60  # only the rows that arrived after it, not the 60 early ones
+
+
 def test_scheduler_cycle_rejects_a_shadow_candidate_worse_on_live_traffic(tmp_path: Path) -> None:
     from monitor.scheduler import Scheduler
 
