@@ -11,12 +11,12 @@ import json
 import subprocess
 import sys
 import textwrap
-import venv
 from pathlib import Path
 
 import pytest
 
 from monitor.store import Store
+from tests.packaging.helpers import wheel_and_venv
 from tests.server.helpers import TOKEN, subprocess_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +45,7 @@ def test_the_base_install_needs_only_numpy_pyarrow_httpx() -> None:
 
 @pytest.mark.slow
 def test_fresh_light_venv_logs_to_a_running_sidecar(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
-                   check=True, capture_output=True)
-    env_dir = tmp_path / "light"
-    venv.create(env_dir, with_pip=True)
-    py = str(env_dir / "bin" / "python")
-    wheel = next(wheels.glob("shiftwatch-*.whl"))
+    py, wheel = wheel_and_venv(tmp_path)
     subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True)
     assert _heavy_after("import collectors", python=py) == []
 

@@ -21,8 +21,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import venv
 from importlib import metadata
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from packaging.requirements import Requirement
 from monitor.registry import Preprocessing, Registry
 from monitor.store import Store
 from tests.conftest import make_tiny_bert
+from tests.packaging.helpers import wheel_and_venv
 from tests.server.helpers import TOKEN, free_port, subprocess_sidecar, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,16 +85,10 @@ def _mib(n: int) -> str:
 
 @pytest.mark.slow
 def test_the_serving_example_runs_on_the_light_install_against_a_sidecar(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
-                   check=True, capture_output=True)
-    env_dir = tmp_path / "light"
-    venv.create(env_dir, with_pip=True)
-    py = str(env_dir / "bin" / "python")
+    py, wheel = wheel_and_venv(tmp_path)
     site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     bare_venv = _size(site, follow=False)
-    wheel = next(wheels.glob("shiftwatch-*.whl"))
     subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True)
     base = _size(site, follow=False)
     web = [f"{n}=={metadata.version(n)}" for n in ("fastapi", "uvicorn")]  # the tested versions
